@@ -1,0 +1,87 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Database } from "./database.ts";
+
+export interface Migration {
+  version: string;
+  name: string;
+  sql: string;
+}
+
+export class MigrationError extends Error {
+  override name = "MigrationError";
+}
+
+/** This repository's `supabase/migrations`. */
+export const MIGRATIONS_DIR = fileURLToPath(new URL("../../supabase/migrations/", import.meta.url));
+
+const FILE_NAME = /^(\d+)_(.+)\.sql$/;
+
+/** The migrations in a Supabase `migrations` folder, oldest first, as the CLI orders them. */
+export async function readMigrations(dir: string = MIGRATIONS_DIR): Promise<Migration[]> {
+  const files = (await readdir(dir)).filter((file) => FILE_NAME.test(file)).sort();
+  return Promise.all(files.map(async (file) => {
+    const [, version, name] = FILE_NAME.exec(file)!;
+    return { version: version!, name: name!, sql: await readFile(join(dir, file), "utf8") };
+  }));
+}
+
+// The history table exactly as `supabase db push` creates it, so that the CLI can take over a
+// database we migrated (and the other way round).
+const HISTORY_DDL = `
+CREATE SCHEMA IF NOT EXISTS supabase_migrations;
+CREATE TABLE IF NOT EXISTS supabase_migrations.schema_migrations (
+  version text NOT NULL PRIMARY KEY,
+  statements text[],
+  name text
+);`;
+
+/** Versions recorded as applied, oldest first; empty when the database has no history. */
+export async function appliedVersions(db: Pick<Database, "query">): Promise<string[]> {
+  const [history] = await db.query<{ exists: boolean }>(
+    "SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL AS exists",
+  );
+  if (!history?.exists) return [];
+  const rows = await db.query<{ version: string }>(
+    "SELECT version FROM supabase_migrations.schema_migrations ORDER BY version",
+  );
+  return rows.map((row) => row.version);
+}
+
+/**
+ * Applies the migrations the database has not recorded, each in its own transaction with its
+ * history row, and returns the versions applied. Refuses a database that has a migration this code
+ * does not know: it was migrated by newer code, and running older code against it is unsafe.
+ */
+export async function applyMigrations(db: Database, migrations: Migration[]): Promise<string[]> {
+  await db.exec(HISTORY_DDL);
+  const known = new Set(migrations.map((m) => m.version));
+  const unknown = (await appliedVersions(db)).filter((version) => !known.has(version));
+  if (unknown.length > 0) {
+    throw new MigrationError(
+      `the database has migration ${unknown.at(-1)}, which this code does not know; ` +
+        `update the code (newest known: ${migrations.at(-1)?.version ?? "none"})`,
+    );
+  }
+  const applied: string[] = [];
+  for (const migration of migrations) {
+    const done = await db.transaction(async (tx) => {
+      // Two processes starting at once: the second waits here, then sees the row and skips.
+      await tx.exec("LOCK TABLE supabase_migrations.schema_migrations IN EXCLUSIVE MODE");
+      const [row] = await tx.query(
+        "SELECT 1 FROM supabase_migrations.schema_migrations WHERE version = $1",
+        [migration.version],
+      );
+      if (row) return false;
+      await tx.exec(migration.sql);
+      await tx.query(
+        "INSERT INTO supabase_migrations.schema_migrations (version, statements, name) VALUES ($1, $2, $3)",
+        [migration.version, [migration.sql], migration.name],
+      );
+      return true;
+    });
+    if (done) applied.push(migration.version);
+  }
+  return applied;
+}
