@@ -1,7 +1,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Database } from "./database.ts";
+import type { Database, Queryable } from "./database.ts";
 
 export interface Migration {
   version: string;
@@ -55,7 +55,13 @@ export async function appliedVersions(db: Pick<Database, "query">): Promise<stri
  * does not know: it was migrated by newer code, and running older code against it is unsafe.
  */
 export async function applyMigrations(db: Database, migrations: Migration[]): Promise<string[]> {
-  await db.exec(HISTORY_DDL);
+  // Two processes starting at once take turns here; the second then finds the work done.
+  const serialized = <T>(fn: (tx: Queryable) => Promise<T>) =>
+    db.transaction(async (tx) => {
+      await tx.query("SELECT pg_advisory_xact_lock(8146020311)");
+      return fn(tx);
+    });
+  await serialized((tx) => tx.exec(HISTORY_DDL));
   const known = new Set(migrations.map((m) => m.version));
   const unknown = (await appliedVersions(db)).filter((version) => !known.has(version));
   if (unknown.length > 0) {
@@ -66,9 +72,7 @@ export async function applyMigrations(db: Database, migrations: Migration[]): Pr
   }
   const applied: string[] = [];
   for (const migration of migrations) {
-    const done = await db.transaction(async (tx) => {
-      // Two processes starting at once: the second waits here, then sees the row and skips.
-      await tx.exec("LOCK TABLE supabase_migrations.schema_migrations IN EXCLUSIVE MODE");
+    const done = await serialized(async (tx) => {
       const [row] = await tx.query(
         "SELECT 1 FROM supabase_migrations.schema_migrations WHERE version = $1",
         [migration.version],

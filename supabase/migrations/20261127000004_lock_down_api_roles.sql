@@ -17,3 +17,14 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM anon, authen
 ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON SEQUENCES FROM anon, authenticated;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON FUNCTIONS FROM anon, authenticated;
 ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+
+-- Databases adopted from the Python backend still carry Alembic's bookkeeping table, which the
+-- old defaults exposed to the API roles too; close it like the rest.
+DO $$
+BEGIN
+    IF to_regclass('public.alembic_version') IS NOT NULL THEN
+        ALTER TABLE public.alembic_version ENABLE ROW LEVEL SECURITY;
+        REVOKE ALL ON TABLE public.alembic_version FROM PUBLIC, anon, authenticated;
+    END IF;
+END
+$$;

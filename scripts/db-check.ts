@@ -1,0 +1,3 @@
+import { dbCheck } from "../shared/tools/db-check.ts";
+
+Deno.exit(await dbCheck(Deno.env.toObject(), console));

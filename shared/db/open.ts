@@ -1,0 +1,48 @@
+import { existsSync } from "node:fs";
+import type { Database } from "./database.ts";
+import { connectPostgres, type PostgresOptions } from "./postgres.ts";
+import { openPglite } from "./pglite.ts";
+import { checkDatabaseUrl, redactUrl } from "./connection-error.ts";
+
+export type DatabaseTarget =
+  | { kind: "postgres"; url: string; variable: string }
+  | { kind: "embedded"; dataDir: string };
+
+export const DEFAULT_DATA_DIR = ".data/pglite";
+
+export class DatabaseConfigError extends Error {
+  override name = "DatabaseConfigError";
+}
+
+/** DATABASE_URL, else SUPABASE_DB_URL (Supabase sets it in every function), else the embedded one. */
+export function databaseTarget(env: Record<string, string | undefined>): DatabaseTarget {
+  for (const variable of ["DATABASE_URL", "SUPABASE_DB_URL"]) {
+    const url = env[variable]?.trim();
+    if (!url) continue;
+    const problem = checkDatabaseUrl(url, variable);
+    if (problem) throw new DatabaseConfigError(problem);
+    return { kind: "postgres", url, variable };
+  }
+  return { kind: "embedded", dataDir: env.DMS_DATA_DIR?.trim() || DEFAULT_DATA_DIR };
+}
+
+export function describeTarget(target: DatabaseTarget): string {
+  return target.kind === "postgres"
+    ? `${redactUrl(target.url)} (from ${target.variable})`
+    : `embedded PGlite in ${target.dataDir}`;
+}
+
+export interface OpenOptions extends PostgresOptions {
+  /** For the embedded database: create it when the directory does not exist yet. */
+  create?: boolean;
+}
+
+export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Database> {
+  if (target.kind === "postgres") return connectPostgres(target.url, options);
+  if (!options.create && !existsSync(target.dataDir)) {
+    throw new DatabaseConfigError(
+      `no embedded database in ${target.dataDir} yet (npm start creates it; set DATABASE_URL to use a server)`,
+    );
+  }
+  return openPglite(target.dataDir);
+}

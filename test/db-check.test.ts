@@ -1,0 +1,111 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openPglite } from "../shared/db/pglite.ts";
+import { supabaseBootstrapSql } from "../shared/db/supabase-bootstrap.ts";
+import { applyMigrations, readMigrations } from "../shared/db/migrations.ts";
+import { migratedPostgres, type TestDatabase } from "./support/databases.ts";
+import { closedPort, passwordRefusingServer, silentServer } from "./support/fake-postgres.ts";
+import { npmRun, type RunResult } from "./support/run.ts";
+
+const PASSWORD = "Sup3r-Secret-Pa55";
+const migrations = await readMigrations();
+const newest = migrations.at(-1)!;
+
+function expectOneClearLine(result: RunResult, pattern: RegExp) {
+  expect(result.code).toBe(1);
+  expect(result.stdout).toBe("");
+  const lines = result.stderr.trim().split("\n");
+  expect(lines, result.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^db:check failed: /);
+  expect(lines[0]).toMatch(pattern);
+  expect(result.stderr).not.toContain(PASSWORD);
+  expect(result.stderr).not.toMatch(/\bat .*:\d+:\d+/);
+}
+
+describe("npm run db:check", () => {
+  let test: TestDatabase;
+  beforeAll(async () => (test = await migratedPostgres()));
+  afterAll(() => test.drop());
+
+  it("prints the server version and the newest applied migration", async () => {
+    const withPassword = test.url.replace("postgres@", `postgres:${PASSWORD}@`);
+    const result = await npmRun("db:check", [], { DATABASE_URL: withPassword });
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`database: postgresql://postgres@127.0.0.1:5432/${test.name} (from DATABASE_URL)`);
+    expect(result.stdout).toMatch(/server: PostgreSQL 1\d\.\d+/);
+    expect(result.stdout).toContain(`newest migration: ${newest.version} ${newest.name}`);
+    expect(result.stdout).not.toContain(PASSWORD);
+  });
+
+  it("falls back to SUPABASE_DB_URL", async () => {
+    const result = await npmRun("db:check", [], { SUPABASE_DB_URL: test.url });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("(from SUPABASE_DB_URL)");
+  });
+
+  it("says when the server is down", async () => {
+    const port = await closedPort();
+    const result = await npmRun("db:check", [], { DATABASE_URL: `postgresql://postgres:${PASSWORD}@127.0.0.1:${port}/postgres` });
+    expectOneClearLine(result, /connection refused/);
+  });
+
+  it("says when the password is wrong, without the password", async () => {
+    const server = await passwordRefusingServer();
+    try {
+      const result = await npmRun("db:check", [], { DATABASE_URL: `postgresql://postgres:${PASSWORD}@127.0.0.1:${server.port}/postgres` });
+      expectOneClearLine(result, /authentication failed/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("gives up on a server that never answers", async () => {
+    const server = await silentServer();
+    try {
+      const result = await npmRun("db:check", [], { DATABASE_URL: `postgresql://postgres:${PASSWORD}@127.0.0.1:${server.port}/postgres` });
+      expectOneClearLine(result, /timed out/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("says when the database does not exist", async () => {
+    const result = await npmRun("db:check", [], { DATABASE_URL: test.url.replace(test.name, "no_such_database") });
+    expectOneClearLine(result, /does not exist/);
+  });
+
+  it.each([
+    ["not a URL", `not a url with ${PASSWORD}`, /DATABASE_URL is not a valid URL/],
+    ["another scheme", `mysql://root:${PASSWORD}@127.0.0.1/db`, /DATABASE_URL is not a postgresql:\/\/ URL/],
+  ])("refuses %s", async (_name, url, pattern) => {
+    expectOneClearLine(await npmRun("db:check", [], { DATABASE_URL: url }), pattern);
+  });
+
+  describe("on the embedded database", () => {
+    let dataDir: string;
+    beforeAll(async () => {
+      dataDir = await mkdtemp(join(tmpdir(), "dms-db-check-"));
+    });
+    afterAll(() => rm(dataDir, { recursive: true, force: true }));
+
+    it("says there is none yet", async () => {
+      const result = await npmRun("db:check", [], { DMS_DATA_DIR: join(dataDir, "missing") });
+      expectOneClearLine(result, /no embedded database/);
+    });
+
+    it("reports PGlite and its newest migration", async () => {
+      const db = await openPglite(dataDir);
+      await db.exec(supabaseBootstrapSql);
+      await applyMigrations(db, migrations);
+      await db.close();
+      const result = await npmRun("db:check", [], { DMS_DATA_DIR: dataDir });
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toContain(`database: embedded PGlite in ${dataDir}`);
+      expect(result.stdout).toMatch(/server: PostgreSQL \d+\.\d+ \(PGlite/);
+      expect(result.stdout).toContain(`newest migration: ${newest.version} ${newest.name}`);
+    });
+  });
+});
