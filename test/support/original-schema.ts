@@ -32,5 +32,7 @@ export const ORIGINAL_COLUMNS: Record<"users" | "dexcom_tokens", Column[]> = {
 /** Columns later migrations added; they never replace an original one. */
 export const ADDED_COLUMNS: Record<"users" | "dexcom_tokens", Column[]> = {
   users: [],
-  dexcom_tokens: [],
+  dexcom_tokens: [
+    ["encryption_key_id", "character varying", 32, "YES", null],
+  ],
 };

@@ -1,0 +1,109 @@
+// A primary Fernet key plus the keys it replaced, like Python's `MultiFernet`: new tokens use the
+// primary, old tokens keep decrypting until `rotate` has moved them onto the primary.
+import {
+  decrypt,
+  decryptWithTimestamp,
+  encrypt,
+  extractTimestamp,
+  importFernetKey,
+  InvalidToken,
+  isSignedBy,
+} from "./fernet.ts";
+import type { DecryptOptions, EncryptOptions, FernetKey } from "./fernet.ts";
+
+export interface KeyRingEnv {
+  ENCRYPTION_KEY?: string | undefined;
+  /** Comma-separated, newest first; blanks around and between entries are ignored. */
+  PREVIOUS_ENCRYPTION_KEYS?: string | undefined;
+}
+
+// One line naming the variable at fault, and never its value: these messages end up in deploy logs.
+export class KeyRingConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "KeyRingConfigError";
+  }
+}
+
+export async function loadKeyRing(env: KeyRingEnv): Promise<KeyRing> {
+  const primary = env.ENCRYPTION_KEY?.trim() ?? "";
+  if (primary === "") throw new KeyRingConfigError("ENCRYPTION_KEY is not set");
+  const primaryKey = await importConfigured(primary, "ENCRYPTION_KEY");
+
+  // Entries are numbered by their position in the variable, so an operator can count commas to find one.
+  const previousKeys: FernetKey[] = [];
+  const entries = (env.PREVIOUS_ENCRYPTION_KEYS ?? "").split(",");
+  for (const [index, entry] of entries.entries()) {
+    const text = entry.trim();
+    if (text !== "") previousKeys.push(await importConfigured(text, `PREVIOUS_ENCRYPTION_KEYS entry ${index + 1}`));
+  }
+  return new KeyRing(primaryKey, previousKeys);
+}
+
+export class KeyRing {
+  readonly primaryKeyId: string;
+  /** The primary first, then the previous keys in the order they are tried. */
+  readonly keyIds: readonly string[];
+  readonly #primary: FernetKey;
+  readonly #keys: readonly FernetKey[];
+
+  constructor(primary: FernetKey, previous: readonly FernetKey[] = []) {
+    this.#primary = primary;
+    this.#keys = Object.freeze([primary, ...previous]);
+    this.primaryKeyId = primary.id;
+    this.keyIds = Object.freeze(this.#keys.map((key) => key.id));
+  }
+
+  encrypt(plaintext: Uint8Array | string, options?: EncryptOptions): Promise<string> {
+    return encrypt(this.#primary, plaintext, options);
+  }
+
+  async decrypt(token: string, options?: DecryptOptions): Promise<Uint8Array> {
+    return (await this.decryptWithKeyId(token, options)).plaintext;
+  }
+
+  /** Also says which key opened the token, to tell rows still waiting for rotation. */
+  async decryptWithKeyId(token: string, options?: DecryptOptions): Promise<{ plaintext: Uint8Array; keyId: string }> {
+    const { result, key } = await this.#firstKeyThat((key) => decrypt(key, token, options));
+    return { plaintext: result, keyId: key.id };
+  }
+
+  // Keeps the original timestamp, as MultiFernet.rotate does, so a ttl still counts from the first
+  // encryption; no ttl applies here, since rotating is exactly for the old tokens.
+  async rotate(token: string): Promise<string> {
+    const { result } = await this.#firstKeyThat((key) => decryptWithTimestamp(key, token));
+    return encrypt(this.#primary, result.plaintext, { now: result.timestamp });
+  }
+
+  /** The id of the ring's key that signed the token, or null: checks signatures only, decrypts nothing. */
+  async keyIdOf(token: string): Promise<string | null> {
+    for (const key of this.#keys) {
+      if (await isSignedBy(key, token)) return key.id;
+    }
+    return null;
+  }
+
+  async extractTimestamp(token: string): Promise<number> {
+    return (await this.#firstKeyThat((key) => extractTimestamp(key, token))).result;
+  }
+
+  // Only InvalidToken moves on to the next key; anything else is a real fault and surfaces.
+  async #firstKeyThat<T>(attempt: (key: FernetKey) => Promise<T>): Promise<{ result: T; key: FernetKey }> {
+    for (const key of this.#keys) {
+      try {
+        return { result: await attempt(key), key };
+      } catch (error) {
+        if (!(error instanceof InvalidToken)) throw error;
+      }
+    }
+    throw new InvalidToken();
+  }
+}
+
+async function importConfigured(text: string, name: string): Promise<FernetKey> {
+  try {
+    return await importFernetKey(text);
+  } catch {
+    throw new KeyRingConfigError(`${name} is not a valid Fernet key (32 bytes, url-safe base64)`);
+  }
+}

@@ -1,0 +1,289 @@
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import {
+  decrypt,
+  encrypt,
+  extractTimestamp,
+  generateKey,
+  importFernetKey,
+  InvalidFernetKey,
+  InvalidToken,
+} from "../shared/crypto/fernet.ts";
+import type { FernetKey } from "../shared/crypto/fernet.ts";
+
+type KeyName = "primary" | "previous" | "other";
+interface TokenCase {
+  name: string;
+  key: KeyName;
+  time: number;
+  iv_hex: string;
+  plaintext_b64: string;
+  token: string;
+}
+interface Fixtures {
+  keys: Record<KeyName, string>;
+  tokens: TokenCase[];
+  deterministic: TokenCase[];
+  invalid: { name: string; key: KeyName; token: string }[];
+  ttl: { name: string; key: KeyName; token: string; ttl: number; now: number; valid: boolean }[];
+}
+
+const fixtures = JSON.parse(
+  readFileSync(new URL("./fixtures/fernet/python-fixtures.json", import.meta.url), "utf8"),
+) as Fixtures;
+const keys = {
+  primary: await importFernetKey(fixtures.keys.primary),
+  previous: await importFernetKey(fixtures.keys.previous),
+  other: await importFernetKey(fixtures.keys.other),
+};
+const NOW = 1_700_000_000;
+
+const bytes = (b64: string) => new Uint8Array(Buffer.from(b64, "base64"));
+const hex = (text: string) => new Uint8Array(Buffer.from(text, "hex"));
+const tokenBytes = (token: string) => new Uint8Array(Buffer.from(token, "base64url"));
+const tokenText = (data: Uint8Array) => Buffer.from(data).toString("base64url").padEnd(Math.ceil(data.length / 3) * 4, "=");
+
+async function rejection(attempt: Promise<unknown>): Promise<unknown> {
+  try {
+    await attempt;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a rejection");
+}
+
+describe("tokens made by Python's cryptography", () => {
+  for (const c of [...fixtures.tokens, ...fixtures.deterministic]) {
+    it(`decrypts ${c.name} to the exact bytes`, async () => {
+      expect(await decrypt(keys[c.key], c.token)).toEqual(bytes(c.plaintext_b64));
+      expect(await extractTimestamp(keys[c.key], c.token)).toBe(c.time);
+    });
+
+    it(`reproduces ${c.name} byte for byte from the same time and IV`, async () => {
+      const token = await encrypt(keys[c.key], bytes(c.plaintext_b64), { now: c.time, iv: hex(c.iv_hex) });
+      expect(token).toBe(c.token);
+    });
+  }
+
+  it("encrypts a string as its UTF-8 bytes", async () => {
+    const utf8 = fixtures.tokens.find((c) => c.name === "utf8")!;
+    const text = new TextDecoder().decode(bytes(utf8.plaintext_b64));
+    expect(await encrypt(keys.primary, text, { now: utf8.time, iv: hex(utf8.iv_hex) })).toBe(utf8.token);
+  });
+});
+
+describe("tokens we make", () => {
+  it("round-trip, stamped with the current time and a fresh IV each time", async () => {
+    const before = Math.floor(Date.now() / 1000);
+    const first = await encrypt(keys.primary, "same plaintext");
+    const second = await encrypt(keys.primary, "same plaintext");
+    expect(first).not.toBe(second);
+    expect(new TextDecoder().decode(await decrypt(keys.primary, first))).toBe("same plaintext");
+    const stamped = await extractTimestamp(keys.primary, first);
+    expect(stamped).toBeGreaterThanOrEqual(before);
+    expect(stamped).toBeLessThanOrEqual(Math.floor(Date.now() / 1000));
+  });
+
+  it("reject a bad time or IV with a plain argument error", async () => {
+    await expect(encrypt(keys.primary, "x", { now: -1 })).rejects.toThrow(RangeError);
+    await expect(encrypt(keys.primary, "x", { now: 1.5 })).rejects.toThrow(RangeError);
+    await expect(encrypt(keys.primary, "x", { iv: new Uint8Array(15) })).rejects.toThrow(RangeError);
+  });
+
+  it.skipIf(!hasPythonCryptography())(
+    "decrypt in Python's cryptography (skipped when python3 with `cryptography` is not installed)",
+    async () => {
+      const plaintexts = [...fixtures.tokens.map((c) => bytes(c.plaintext_b64)), crypto.getRandomValues(new Uint8Array(1000))];
+      const tokens = await Promise.all(plaintexts.map((p) => encrypt(keys.primary, p)));
+      const decrypted = decryptInPython(fixtures.keys.primary, tokens);
+      expect(decrypted.map(bytes)).toEqual(plaintexts);
+    },
+  );
+});
+
+describe("invalid tokens", () => {
+  const valid = () => encrypt(keys.primary, "secret", { now: NOW });
+  const flipBit = (token: string, index: number) => {
+    const data = tokenBytes(token);
+    data[index < 0 ? data.length + index : index]! ^= 0x01;
+    return tokenText(data);
+  };
+  const header = () => {
+    const data = new Uint8Array(25);
+    data[0] = 0x80;
+    new DataView(data.buffer).setUint32(5, NOW);
+    return data;
+  };
+
+  const cases: Record<string, () => Promise<string>> = {
+    "bad base64 character": async () => (await valid()).replace(/^(.{10})./, "$1!"),
+    // The header always holds a `_`; Python reads `/` in its place as the same bits.
+    "standard base64 alphabet": async () => (await valid()).replace("_", "/"),
+    "missing padding": async () => (await valid()).replace(/=+$/, ""),
+    "trailing newline": async () => `${await valid()}\n`,
+    "non-ASCII character": async () => (await valid()).replace(/^(.{10})./, "$1é"),
+    "non-canonical trailing bits": async () => nonCanonical(await valid()),
+    "empty string": async () => "",
+    "wrong version byte (signed)": async () => {
+      const data = tokenBytes(await valid());
+      data[0] = 0x81;
+      return sign(data.subarray(0, -32));
+    },
+    "too short": async () => tokenText(tokenBytes(await valid()).subarray(0, 40)),
+    "HMAC bit flipped": async () => flipBit(await valid(), -1),
+    "ciphertext bit flipped": async () => flipBit(await valid(), 30),
+    "timestamp changed": async () => flipBit(await valid(), 8),
+    "IV changed": async () => flipBit(await valid(), 9),
+    "bad PKCS7 padding (signed)": async () => sign(concat(header(), await oneBlockWithoutPadding(new Uint8Array(16)))),
+    "ciphertext not a multiple of 16 (signed)": async () =>
+      sign(concat(header(), await oneBlockWithoutPadding(new Uint8Array(16).fill(16)), new Uint8Array(1))),
+    "empty ciphertext (signed)": async () => sign(header()),
+    "wrong key": () => encrypt(keys.other, "secret", { now: NOW }),
+  };
+
+  it("all fail with the same error class and message, whatever is wrong", async () => {
+    const errors: [string, unknown][] = [];
+    for (const [name, make] of Object.entries(cases)) errors.push([name, await rejection(decrypt(keys.primary, await make()))]);
+    for (const c of fixtures.invalid) errors.push([`python: ${c.name}`, await rejection(decrypt(keys[c.key], c.token))]);
+
+    for (const [name, error] of errors) {
+      expect(error, name).toBeInstanceOf(InvalidToken);
+      expect(error, name).toMatchObject({ name: "InvalidToken", message: "invalid token" });
+      expect((error as Error).cause, name).toBeUndefined();
+    }
+    expect(new Set(errors.map(([, error]) => (error as Error).message)).size).toBe(1);
+    expect(errors.length).toBe(Object.keys(cases).length + fixtures.invalid.length);
+  });
+
+  it("the signed bad-padding and wrong-length tokens do carry a valid signature", async () => {
+    // Otherwise those cases would only exercise the HMAC check again.
+    const token = await cases["bad PKCS7 padding (signed)"]!();
+    expect(await extractTimestamp(keys.primary, token)).toBe(NOW);
+  });
+
+  it("extractTimestamp also checks the signature", async () => {
+    for (const name of ["HMAC bit flipped", "timestamp changed", "wrong key", "bad base64 character"]) {
+      await expect(extractTimestamp(keys.primary, await cases[name]!()), name).rejects.toThrow(InvalidToken);
+    }
+  });
+});
+
+describe("ttl", () => {
+  const TTL = 300;
+  const decryptAt = async (stampedAt: number, now: number) =>
+    decrypt(keys.primary, await encrypt(keys.primary, "ttl", { now: stampedAt }), { ttl: TTL, now });
+
+  it("accepts a token exactly ttl seconds old and rejects one a second older", async () => {
+    await expect(decryptAt(NOW - TTL, NOW)).resolves.toBeInstanceOf(Uint8Array);
+    await expect(decryptAt(NOW - TTL - 1, NOW)).rejects.toThrow(new InvalidToken());
+  });
+
+  it("accepts a token up to 60 s in the future and rejects one 61 s ahead", async () => {
+    await expect(decryptAt(NOW + 60, NOW)).resolves.toBeInstanceOf(Uint8Array);
+    await expect(decryptAt(NOW + 61, NOW)).rejects.toThrow(new InvalidToken());
+  });
+
+  it("checks neither age nor skew without a ttl, as Python does", async () => {
+    const ancient = await encrypt(keys.primary, "old", { now: 0 });
+    const future = await encrypt(keys.primary, "new", { now: NOW + 10 ** 9 });
+    await expect(decrypt(keys.primary, ancient)).resolves.toBeInstanceOf(Uint8Array);
+    await expect(decrypt(keys.primary, future)).resolves.toBeInstanceOf(Uint8Array);
+  });
+
+  for (const c of fixtures.ttl) {
+    it(`agrees with Python on ${c.name} (${c.valid ? "valid" : "invalid"})`, async () => {
+      const attempt = decrypt(keys[c.key], c.token, { ttl: c.ttl, now: c.now });
+      if (c.valid) await expect(attempt).resolves.toBeInstanceOf(Uint8Array);
+      else await expect(attempt).rejects.toThrow(new InvalidToken());
+    });
+  }
+});
+
+describe("keys", () => {
+  it("generateKey makes 44-character padded url-safe keys of 32 random bytes", async () => {
+    const key = generateKey();
+    expect(key).toMatch(/^[A-Za-z0-9_-]{43}=$/);
+    expect(tokenBytes(key).length).toBe(32);
+    expect(generateKey()).not.toBe(key);
+    const imported = await importFernetKey(key);
+    expect(await decrypt(imported, await encrypt(imported, "x"))).toEqual(new TextEncoder().encode("x"));
+  });
+
+  it("rejects anything but 32 bytes of canonical url-safe base64, without echoing the key", async () => {
+    const good = fixtures.keys.primary;
+    const bad = [
+      good.slice(0, -1),
+      good.replace(/=$/, "A="),
+      tokenText(new Uint8Array(31).fill(7)),
+      tokenText(new Uint8Array(33).fill(7)),
+      `${good.slice(0, 20)}!${good.slice(21)}`,
+      "",
+    ];
+    for (const text of bad) {
+      const error = await rejection(importFernetKey(text));
+      expect(error, text).toBeInstanceOf(InvalidFernetKey);
+      expect(String(error)).not.toContain(text.slice(0, 8) || "\0");
+    }
+  });
+
+  it("imported keys expose no key material", async () => {
+    const key: FernetKey = keys.primary;
+    expect(key.signingKey.extractable).toBe(false);
+    expect(key.encryptionKey.extractable).toBe(false);
+    expect(JSON.stringify(key)).not.toContain(fixtures.keys.primary.slice(0, 8));
+  });
+});
+
+// A token whose base64 spells the same bytes with non-zero bits after the last byte; Python's
+// decoder would accept it, ours insists on the one canonical spelling.
+function nonCanonical(token: string): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const at = token.length - 1 - (token.match(/=+$/)?.[0].length ?? 0);
+  expect(at).toBeLessThan(token.length - 1);
+  return token.slice(0, at) + alphabet[alphabet.indexOf(token[at]!) | 1] + token.slice(at + 1);
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+// Appends a correct HMAC under the primary key, so only the body can be at fault.
+async function sign(body: Uint8Array): Promise<string> {
+  const raw = tokenBytes(fixtures.keys.primary);
+  const hmacKey = await crypto.subtle.importKey("raw", raw.subarray(0, 16), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return tokenText(concat(body, new Uint8Array(await crypto.subtle.sign("HMAC", hmacKey, concat(body)))));
+}
+
+// WebCrypto always pads, so encrypt one block and drop the padding block it adds: what remains
+// decrypts (zero IV) to exactly `block`, whose last byte need not be valid PKCS7 padding.
+async function oneBlockWithoutPadding(block: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
+  const raw = tokenBytes(fixtures.keys.primary);
+  const aesKey = await crypto.subtle.importKey("raw", raw.subarray(16), { name: "AES-CBC" }, false, ["encrypt"]);
+  const ciphertext = await crypto.subtle.encrypt({ name: "AES-CBC", iv: new Uint8Array(16) }, aesKey, block);
+  return new Uint8Array(ciphertext, 0, 16);
+}
+
+function hasPythonCryptography(): boolean {
+  return spawnSync("python3", ["-c", "import cryptography.fernet"], { stdio: "ignore" }).status === 0;
+}
+
+// The key and tokens go over stdin, never argv, where other local users could read them.
+function decryptInPython(key: string, tokens: string[]): string[] {
+  const script = [
+    "import base64, json, sys",
+    "from cryptography.fernet import Fernet",
+    "request = json.load(sys.stdin)",
+    "f = Fernet(request['key'])",
+    "print(json.dumps([base64.b64encode(f.decrypt(t)).decode() for t in request['tokens']]))",
+  ].join("\n");
+  const result = spawnSync("python3", ["-c", script], { input: JSON.stringify({ key, tokens }), encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`python3 failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as string[];
+}
