@@ -110,6 +110,13 @@ describe.each(backends)("schema on %s", (_backend, open) => {
     });
   });
 
+  it("keeps the backend's schema closed to the API roles", async () => {
+    const [usage] = await db.query(
+      "SELECT has_schema_privilege('anon', 'dms', 'USAGE') AS anon, has_schema_privilege('authenticated', 'dms', 'USAGE') AS authenticated",
+    );
+    expect(usage).toEqual({ anon: false, authenticated: false });
+  });
+
   it("lets service_role read, so the denials above are about privileges", async () => {
     await expect(asRole("service_role", "SELECT count(*) FROM users")).resolves.toHaveLength(1);
   });
@@ -119,9 +126,9 @@ describe.each(backends)("schema on %s", (_backend, open) => {
       `SELECT p.proname AS name, p.proconfig AS config,
               has_function_privilege('anon', p.oid, 'EXECUTE') AS anon,
               has_function_privilege('authenticated', p.oid, 'EXECUTE') AS authenticated
-       FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace ORDER BY 1`,
+       FROM pg_proc p WHERE p.pronamespace IN ('public'::regnamespace, 'dms'::regnamespace) ORDER BY 1`,
     );
-    expect(functions.map((f) => f.name)).toContain("set_updated_at");
+    expect(functions.map((f) => f.name)).toEqual(expect.arrayContaining(["set_updated_at", "register_user", "store_dexcom_token"]));
     for (const fn of functions) {
       expect(fn.config?.some((setting) => setting.startsWith("search_path=")), fn.name).toBe(true);
       expect([fn.name, fn.anon, fn.authenticated]).toEqual([fn.name, false, false]);

@@ -4,7 +4,7 @@ export type Row = Record<string, unknown>;
 
 export interface Queryable {
   /** One statement with $1..$n parameters. */
-  query<T extends Row = Row>(text: string, params?: readonly unknown[]): Promise<T[]>;
+  query<T = Row>(text: string, params?: readonly unknown[]): Promise<T[]>;
   /** A script of several statements without parameters (migrations). */
   exec(script: string): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { PGlite } from "@electric-sql/pglite";
-import type { Database, Queryable, Row } from "./database.ts";
+import type { Database, Queryable } from "./database.ts";
 
 /** The embedded database: in memory without a directory, persisted in it otherwise. */
 export async function openPglite(dataDir?: string): Promise<Database> {
@@ -9,7 +9,7 @@ export async function openPglite(dataDir?: string): Promise<Database> {
 
 export function pgliteDatabase(pg: PGlite): Database {
   const queryable = (run: Pick<PGlite, "query" | "exec">): Queryable => ({
-    query: async <T extends Row>(text: string, params: readonly unknown[] = []) =>
+    query: async <T>(text: string, params: readonly unknown[] = []) =>
       (await run.query<T>(text, params as unknown[])).rows,
     exec: async (script: string) => {
       await run.exec(script);

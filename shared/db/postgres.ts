@@ -1,5 +1,5 @@
 import postgres from "postgres";
-import type { Database, Queryable, Row } from "./database.ts";
+import type { Database, Queryable } from "./database.ts";
 
 export interface PostgresOptions {
   /** Connections in the pool. */
@@ -18,7 +18,7 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
     onnotice: () => {},
   });
   const queryable = (run: postgres.Sql | postgres.TransactionSql): Queryable => ({
-    query: async <T extends Row>(text: string, params: readonly unknown[] = []) =>
+    query: async <T>(text: string, params: readonly unknown[] = []) =>
       (await run.unsafe(text, params as postgres.ParameterOrJSON<never>[])) as unknown as T[],
     exec: async (script: string) => {
       await run.unsafe(script);

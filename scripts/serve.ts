@@ -1,0 +1,30 @@
+// `npm run serve`: every function at http://127.0.0.1:${PORT:-54321}/functions/v1/<name>.
+import { buildLocalServer, ConfigError } from "../shared/app/server.ts";
+import { describeTarget } from "../shared/db/open.ts";
+
+let server;
+try {
+  server = await buildLocalServer(Deno.env.toObject());
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  for (const problem of error.problems) console.error(`serve: ${problem}`);
+  Deno.exit(1);
+}
+const { deps, handler, banner } = server;
+const http = Deno.serve({
+  hostname: "127.0.0.1",
+  port: deps.config.port,
+  onListen: ({ hostname, port }) => {
+    console.error(`serving the functions on ${describeTarget(deps.config.database)}:`);
+    for (const line of banner(`http://${hostname}:${port}`)) console.error(line);
+  },
+}, handler);
+
+// Finish the requests in flight, then close the database, so nothing is cut off half-way.
+const stop = async () => {
+  await http.shutdown();
+  await deps.db.close();
+  Deno.exit(0);
+};
+Deno.addSignalListener("SIGINT", stop);
+Deno.addSignalListener("SIGTERM", stop);

@@ -1,0 +1,51 @@
+import { createFirebaseVerifier, type FirebaseVerifier } from "../auth/firebase-verifier.ts";
+import type { KeyRing } from "../crypto/key-ring.ts";
+import type { Database } from "../db/database.ts";
+import { openDatabase } from "../db/open.ts";
+import { jsonLogger, type Logger } from "../http/log.ts";
+import { type Config, loadConfig, type Needs } from "./config.ts";
+
+/** What the functions are built from; every piece can be replaced in tests. */
+export interface Dependencies {
+  config: Config;
+  db: Database;
+  verifier: FirebaseVerifier;
+  keyRing: KeyRing;
+  logger: Logger;
+  allowedOrigins: readonly string[];
+}
+
+// Database connect timeout: a down database answers 503 within seconds instead of hanging requests.
+const CONNECT_TIMEOUT_S = 3;
+
+export async function buildDependencies(
+  env: Record<string, string | undefined>,
+  needs: Needs,
+  logger: Logger = jsonLogger(),
+): Promise<Dependencies> {
+  const config = await loadConfig(env, needs);
+  const db = await openDatabase(config.database, { max: config.databasePoolSize, connectTimeout: CONNECT_TIMEOUT_S });
+  const firebase = config.firebase;
+  if (firebase?.emulatorHost) {
+    logger.warn("firebase_emulator_mode", {
+      message: `WARNING: FIREBASE_AUTH_EMULATOR_HOST is set (${firebase.emulatorHost}): UNSIGNED Firebase ID tokens ` +
+        "are accepted. This is for local development only; never set it in production.",
+    });
+  }
+  const verifier = firebase
+    ? createFirebaseVerifier({ projectId: firebase.projectId, jwksUrl: firebase.jwksUrl, emulator: firebase.emulatorHost !== null })
+    : unconfiguredVerifier;
+  return {
+    config,
+    db,
+    verifier,
+    // Only functions that declared the need get here with a key ring; the others never encrypt.
+    keyRing: config.keyRing as KeyRing,
+    logger,
+    allowedOrigins: config.allowedOrigins,
+  };
+}
+
+const unconfiguredVerifier: FirebaseVerifier = {
+  verify: () => Promise.reject(new Error("this function was built without Firebase configuration")),
+};

@@ -1,0 +1,19 @@
+import { dexcomTokensFunction } from "../dexcom-tokens/function.ts";
+import { healthFunction } from "../health/function.ts";
+import { usersFunction } from "../users/function.ts";
+import type { Dependencies } from "./dependencies.ts";
+import type { Needs } from "./config.ts";
+
+export interface FunctionDefinition {
+  needs: Needs;
+  build(deps: Dependencies): (request: Request) => Promise<Response>;
+}
+
+/** Every edge function by its name, with what its configuration must provide. */
+export const FUNCTIONS = {
+  health: { needs: {}, build: healthFunction },
+  users: { needs: { firebase: true }, build: usersFunction },
+  "dexcom-tokens": { needs: { firebase: true, encryption: true }, build: dexcomTokensFunction },
+} satisfies Record<string, FunctionDefinition>;
+
+export type FunctionName = keyof typeof FUNCTIONS;
