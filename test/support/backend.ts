@@ -45,7 +45,10 @@ export interface TestBackend {
  * Every function as `npm run serve` builds it, on a fresh migrated Postgres, with msw serving a
  * test key set at Google's real JWKS URL. Requests go straight to the gateway handler.
  */
-export async function startTestBackend(env: Record<string, string> = {}): Promise<TestBackend> {
+export async function startTestBackend(
+  env: Record<string, string> = {},
+  options: { reachDatabaseAt?: (url: string) => string } = {},
+): Promise<TestBackend> {
   const database = await migratedPostgres();
   const keys = await createTestKeys();
   const jwks = jwksHandler(keys.jwks);
@@ -54,7 +57,11 @@ export async function startTestBackend(env: Record<string, string> = {}): Promis
   const encryptionKey = generateKey();
   const logs: string[] = [];
   const server = await buildLocalServer(
-    { DATABASE_URL: database.url, FIREBASE_PROJECT_ID: keys.projectId, ENCRYPTION_KEY: encryptionKey, ...env },
+    {
+      DATABASE_URL: options.reachDatabaseAt?.(database.url) ?? database.url,
+      FIREBASE_PROJECT_ID: keys.projectId, ENCRYPTION_KEY: encryptionKey,
+      ...env,
+    },
     jsonLogger((line) => logs.push(line)),
   );
 

@@ -1,0 +1,105 @@
+import { createClient } from "@supabase/supabase-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDmsClient, DmsApiError, type DmsClient } from "../shared/client/dms-client.ts";
+import { generateKey } from "../shared/crypto/fernet.ts";
+import { readMigrations } from "../shared/db/migrations.ts";
+import { migratedPostgres, type TestDatabase } from "./support/databases.ts";
+import { createTestKeys, type TestKeys } from "./support/firebase-tokens.ts";
+import { serveJwks } from "./support/jwks-http-server.ts";
+import { type ServeProcess, startServe } from "./support/serve-process.ts";
+
+// Node 20 has no WebSocket; supabase-js wants one for realtime, which the app does not use here.
+class NoWebSocket {
+  constructor() {
+    throw new Error("realtime is not used");
+  }
+}
+
+let database: TestDatabase;
+let keys: TestKeys;
+let jwks: { url: string; close(): Promise<void> };
+let server: ServeProcess;
+
+function clientFor(uid: string, claims: Record<string, unknown> = {}): DmsClient {
+  const supabase = createClient(server.baseUrl, "local-anon-key", {
+    auth: { persistSession: false, autoRefreshToken: false },
+    realtime: { transport: NoWebSocket as never },
+  });
+  return createDmsClient({ supabase, getIdToken: () => keys.idToken({ sub: uid, ...claims }) });
+}
+
+async function apiError(promise: Promise<unknown>): Promise<DmsApiError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof DmsApiError) return error;
+    throw error;
+  }
+  throw new Error("expected a DmsApiError");
+}
+
+beforeAll(async () => {
+  database = await migratedPostgres();
+  keys = await createTestKeys();
+  jwks = await serveJwks(keys.jwks);
+  server = await startServe({
+    DATABASE_URL: database.url,
+    FIREBASE_PROJECT_ID: keys.projectId,
+    FIREBASE_JWKS_URL: jwks.url,
+    ENCRYPTION_KEY: generateKey(),
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await jwks?.close();
+  await database?.drop();
+});
+
+describe("npm run serve under Deno, driven by the typed client over supabase-js", () => {
+  it("answers health with the newest migration", async () => {
+    const newest = (await readMigrations()).at(-1)!.version;
+    expect(await clientFor("nobody").health()).toEqual({ status: "ok", database: "ok", schema_version: newest });
+  });
+
+  it("covers every users and dexcom-tokens endpoint", async () => {
+    const app = clientFor("e2e-user", { email: "E2E@Example.com", email_verified: true });
+    expect(await apiError(app.users.get())).toMatchObject({ status: 404, code: "user_not_found" });
+
+    const user = await app.users.register();
+    expect(user).toMatchObject({ firebase_uid: "e2e-user", email: "e2e@example.com", is_active: true });
+    expect(await app.users.get()).toEqual(user);
+    expect(await app.dexcomTokens.status()).toEqual({ connected: false, token: null });
+
+    const token = await app.dexcomTokens.store({ access_token: "access-e2e", refresh_token: "refresh-e2e", expires_in: 7200, dexcom_user_id: "dexcom-e2e" });
+    expect(token).toMatchObject({ token_type: "Bearer", scope: "offline_access" });
+    expect(await app.dexcomTokens.status()).toEqual({ connected: true, token });
+    expect((await app.users.get()).dexcom_user_id).toBe("dexcom-e2e");
+
+    expect(await app.dexcomTokens.revoke()).toBe(1);
+    expect(await app.dexcomTokens.revoke()).toBe(0);
+    expect(await app.dexcomTokens.status()).toEqual({ connected: false, token: null });
+
+    await app.users.delete();
+    expect(await apiError(app.users.get())).toMatchObject({ status: 404, code: "user_not_found" });
+  });
+
+  it("returns typed errors with the request id and validation details", async () => {
+    const app = clientFor("e2e-errors");
+    await app.users.register();
+    const invalid = await apiError(app.dexcomTokens.store({ access_token: "", refresh_token: "r", expires_in: 0 }));
+    expect(invalid).toMatchObject({ status: 400, code: "validation_failed" });
+    expect(invalid.requestId).toMatch(/^[A-Za-z0-9._-]{1,128}$/);
+    expect(invalid.details?.map((d) => d.path).sort()).toEqual(["access_token", "expires_in"]);
+
+    const expired = createDmsClient({
+      supabase: createClient(server.baseUrl, "local-anon-key", { auth: { persistSession: false }, realtime: { transport: NoWebSocket as never } }),
+      getIdToken: () => keys.idToken({ sub: "e2e-errors", exp: Math.floor(Date.now() / 1000) - 60 }),
+    });
+    expect(await apiError(expired.users.get())).toMatchObject({ status: 401, code: "token_expired" });
+  });
+
+  it("stops cleanly on SIGTERM", async () => {
+    expect(await server.stop()).toBe(0);
+  });
+});
