@@ -250,6 +250,36 @@ describe("Firebase ID token verifier", () => {
     });
   });
 
+  describe("remembering verified tokens", () => {
+    it("still expires a remembered token on time", async () => {
+      const { verifier } = setup();
+      const token = await keys.idToken({ sub: "cached", exp: Math.floor(START / 1000) + 60 });
+      expect((await verifier.verify(token)).uid).toBe("cached");
+      clock = START + seconds(30);
+      expect((await verifier.verify(token)).uid).toBe("cached");
+      clock = START + seconds(66);
+      await expectRejected(verifier, token, "expired", "token_expired");
+    });
+
+    it("remembers only the exact token: a tampered copy of a verified one is checked afresh", async () => {
+      const { verifier } = setup();
+      const token = await keys.idToken({ sub: "cached" });
+      await verifier.verify(token);
+      const [header, , signature] = token.split(".");
+      const forged = `${header}.${encodeSegment(keys.claims({ sub: "someone-else" }))}.${signature}`;
+      await expectRejected(verifier, forged, "bad_signature");
+    });
+
+    it("does not remember a rejection", async () => {
+      const { endpoint, verifier } = setup();
+      const token = await rotated.idToken({ sub: "later" });
+      await expectRejected(verifier, token, "unknown_kid");
+      endpoint.jwks = mergeJwks(keys.jwks, rotated.jwks);
+      clock = START + seconds(61);
+      expect((await verifier.verify(token)).uid).toBe("later");
+    });
+  });
+
   describe("in emulator mode", () => {
     it("accepts an unsigned token with the right aud and iss, without fetching keys", async () => {
       const { verifier, endpoint } = setup({}, { emulator: true });

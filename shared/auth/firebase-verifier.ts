@@ -23,6 +23,11 @@ export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 5;
 const MAX_TOKEN_LENGTH = 16_384;
 const MAX_SUBJECT_LENGTH = 128;
 
+// An app sends the same ID token for up to an hour, and RSA verification is the most expensive
+// step of a request (about 0.25 ms under Deno). A token verified once is remembered, by its exact
+// text, until it expires; bounded so a flood of distinct tokens cannot grow memory.
+const VERIFIED_CACHE_SIZE = 10_000;
+
 export interface FirebaseUser {
   uid: string;
   /** As in the token: not lower-cased. */
@@ -76,15 +81,25 @@ export function createFirebaseVerifier(options: FirebaseVerifierOptions): Fireba
     toleranceSeconds: options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS,
   };
   const emulator = options.emulator === true;
+  const verified = new Map<string, { user: FirebaseUser; exp: number }>();
 
   return {
     async verify(idToken) {
+      const remembered = verified.get(idToken);
+      if (remembered !== undefined) {
+        if (remembered.exp > now() / 1000 - expected.toleranceSeconds) return { ...remembered.user };
+        verified.delete(idToken);
+        throw new TokenRejected("expired", "token_expired");
+      }
       const header = readHeader(idToken);
       const claims = header.alg === "none"
         ? readUnsigned(idToken, emulator)
         : await readSigned(idToken, header, keys);
       const uid = checkClaims(claims, expected, now() / 1000);
-      return userFrom(uid, claims);
+      const user = userFrom(uid, claims);
+      if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+      verified.set(idToken, { user, exp: claims["exp"] as number });
+      return { ...user };
     },
   };
 }
