@@ -173,6 +173,9 @@ describe("Firebase ID token verifier", () => {
       await expectRejected(verifier, await keys.idToken({ sub: "" }), "bad_subject");
       await expectRejected(verifier, await keys.idToken({ sub: "a".repeat(129) }), "bad_subject");
       await expectRejected(verifier, await keys.idToken({ sub: 42 }), "bad_subject");
+      await expectRejected(verifier, await keys.idToken({ sub: "nul\u0000sub" }), "bad_subject");
+      await expectRejected(verifier, await keys.idToken({ sub: "lone\ud800" }), "bad_subject");
+      await expectRejected(verifier, await keys.idToken({ email: "a\u0000b@example.com" }), "bad_email");
       await expectRejected(verifier, await keys.idToken({ sub: undefined }), "missing_claim:sub");
     });
 

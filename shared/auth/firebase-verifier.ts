@@ -185,9 +185,12 @@ function checkClaims(claims: Record<string, unknown>, expected: ClaimExpectation
   return sub;
 }
 
+// Text that Postgres cannot store as sent (a NUL, a lone surrogate) never comes from Google.
+const UNSTORABLE = /\0|\p{Surrogate}/u;
+
 function checkSubject(sub: unknown): string {
   if (sub === undefined) throw new TokenRejected("missing_claim:sub");
-  if (typeof sub !== "string" || sub === "" || sub.length > MAX_SUBJECT_LENGTH) {
+  if (typeof sub !== "string" || sub === "" || sub.length > MAX_SUBJECT_LENGTH || UNSTORABLE.test(sub)) {
     throw new TokenRejected("bad_subject");
   }
   return sub;
@@ -201,9 +204,11 @@ function numericClaim(claims: Record<string, unknown>, name: string): number {
 }
 
 function userFrom(uid: string, claims: Record<string, unknown>): FirebaseUser {
+  const email = claims["email"];
+  if (typeof email === "string" && UNSTORABLE.test(email)) throw new TokenRejected("bad_email");
   const user: FirebaseUser = {
     uid,
-    email: typeof claims["email"] === "string" ? claims["email"] : null,
+    email: typeof email === "string" ? email : null,
     emailVerified: claims["email_verified"] === true,
   };
   const firebase = claims["firebase"];

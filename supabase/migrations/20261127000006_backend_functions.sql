@@ -6,7 +6,11 @@
 CREATE SCHEMA dms;
 REVOKE ALL ON SCHEMA dms FROM PUBLIC;
 
--- POST /users: registers the caller or refreshes their row.
+-- Email addresses are compared without regard to case (the API stores them lower-cased; rows
+-- from before may not be).
+CREATE INDEX users_lower_email_idx ON public.users (lower(email));
+
+-- POST /users: registers the caller or refreshes their row; p_email is lower-cased.
 -- outcome: created | updated | unchanged | adopted | email_in_use | user_inactive
 CREATE FUNCTION dms.register_user(p_firebase_uid text, p_email text, p_email_verified boolean)
 RETURNS TABLE (
@@ -22,6 +26,7 @@ DECLARE
     v public.users;
     v_outcome text;
 BEGIN
+    p_email := lower(p_email);
     -- A concurrent first request can take the uid (or the email) between our look and our insert;
     -- then we look again and find its row.
     FOR attempt IN 1..3 LOOP
@@ -31,6 +36,8 @@ BEGIN
                 v_outcome := 'user_inactive';
             ELSIF v.email IS NOT DISTINCT FROM p_email THEN
                 v_outcome := 'unchanged';
+            ELSIF EXISTS (SELECT 1 FROM public.users u WHERE lower(u.email) = p_email AND u.id <> v.id) THEN
+                v_outcome := 'email_in_use';
             ELSE
                 BEGIN
                     UPDATE public.users u SET email = p_email WHERE u.id = v.id RETURNING * INTO v;
@@ -45,7 +52,11 @@ BEGIN
         END IF;
 
         IF p_email IS NOT NULL THEN
-            SELECT * INTO v FROM public.users u WHERE u.email = p_email FOR UPDATE;
+            -- Another Firebase account's row wins over rows from before Firebase; among those, the
+            -- one spelled exactly so, then the oldest.
+            SELECT * INTO v FROM public.users u WHERE lower(u.email) = p_email
+            ORDER BY u.firebase_uid IS NOT NULL DESC, u.email = p_email DESC, u.id
+            LIMIT 1 FOR UPDATE;
             IF FOUND THEN
                 -- A row from before Firebase is adopted only by a verified owner of the address.
                 IF v.firebase_uid IS NOT NULL OR NOT p_email_verified THEN
@@ -54,7 +65,8 @@ BEGIN
                     v_outcome := 'user_inactive';
                 ELSE
                     BEGIN
-                        UPDATE public.users u SET firebase_uid = p_firebase_uid WHERE u.id = v.id RETURNING * INTO v;
+                        UPDATE public.users u SET firebase_uid = p_firebase_uid, email = p_email
+                        WHERE u.id = v.id RETURNING * INTO v;
                         v_outcome := 'adopted';
                     EXCEPTION WHEN unique_violation THEN
                         CONTINUE;

@@ -36,7 +36,7 @@ export interface TestBackend {
   logs: string[];
   handler: (request: Request) => Promise<Response>;
   call(fn: string, options?: CallOptions): Promise<CallResult>;
-  /** A valid RS256 Firebase ID token for this uid (and claims). */
+  /** A valid RS256 Firebase ID token for this uid (email `<uid>@example.com` unless claims say otherwise). */
   token(uid: string, claims?: Claims): Promise<string>;
   close(): Promise<void>;
 }
@@ -97,7 +97,8 @@ export async function startTestBackend(
     logs,
     handler: server.handler,
     call,
-    token: (uid, claims = {}) => keys.idToken({ sub: uid, ...claims }),
+    // Each uid gets its own email unless told otherwise, so users never collide by accident.
+    token: (uid, claims = {}) => keys.idToken({ sub: uid, email: `${uid}@example.com`, ...claims }),
     close: async () => {
       msw.close();
       await server.deps.db.close();
