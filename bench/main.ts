@@ -1,4 +1,8 @@
 // Runs every benchmark in turn: `npm run bench` (deno run -A bench/main.ts).
 import { benchFernet } from "./fernet.ts";
+import { benchHttp } from "./http.ts";
+import { benchRotation } from "./rotation.ts";
 
 await benchFernet();
+await benchRotation();
+await benchHttp();

@@ -1,7 +1,13 @@
+import { loadKeyRing } from "../crypto/key-ring.ts";
+import type { KeyRing } from "../crypto/key-ring.ts";
 import { inspectDatabase } from "../db/check.ts";
-import { describeConnectionError } from "../db/connection-error.ts";
 import type { Database } from "../db/database.ts";
+import { countByStoredKeyId, hasKeyIdColumn, keyUsage } from "../db/key-usage.ts";
+import type { KeyUsage } from "../db/key-usage.ts";
 import { databaseTarget, describeTarget, openDatabase } from "../db/open.ts";
+import type { DatabaseTarget } from "../db/open.ts";
+import { withDeadline } from "./deadline.ts";
+import { errorLine } from "./error-line.ts";
 
 const CONNECT_TIMEOUT_S = 5;
 
@@ -10,11 +16,18 @@ export interface Output {
   error(line: string): void;
 }
 
-/** `npm run db:check`: exit code 0 when the database answers, 1 with one clear line otherwise. */
-export async function dbCheck(env: Record<string, string | undefined>, out: Output): Promise<number> {
-  let target;
+type Env = Record<string, string | undefined>;
+
+/**
+ * `npm run db:check`: exit code 0 when the database answers, 1 with one clear line otherwise.
+ * Rows under no key of the ring are warned about but do not fail it: the connection works.
+ */
+export async function dbCheck(env: Env, out: Output): Promise<number> {
+  let target: DatabaseTarget | undefined;
   let db: Database | undefined;
   try {
+    // First, and before any target is known, so a bad key is reported in the key ring's own words.
+    const ring = await optionalKeyRing(env);
     target = databaseTarget(env);
     db = await openDatabase(target, { max: 1, connectTimeout: CONNECT_TIMEOUT_S });
     // The driver's own timeout does not cover every way a connection can hang.
@@ -23,24 +36,74 @@ export async function dbCheck(env: Record<string, string | undefined>, out: Outp
     out.log(`server: ${report.server}`);
     const newest = report.newestMigration;
     out.log(`newest migration: ${newest ? `${newest.version} ${newest.name ?? ""}`.trim() : "none applied"}`);
+    for (const line of await keyReport(db, ring, env)) out.log(line);
     return 0;
   } catch (error) {
-    const url = target?.kind === "postgres" ? target.url : undefined;
-    out.error(`db:check failed: ${url ? describeConnectionError(error, url) : oneLine(error)}`);
+    out.error(`db:check failed: ${errorLine(error, target)}`);
     return 1;
   } finally {
     await withDeadline(db?.close() ?? Promise.resolve(), 1000).catch(() => {});
   }
 }
 
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" })), ms);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+// The ring is optional here: db:check must also help before any key is configured.
+function optionalKeyRing(env: Env): Promise<KeyRing | undefined> {
+  return env.ENCRYPTION_KEY?.trim() ? loadKeyRing(env) : Promise.resolve(undefined);
 }
 
-function oneLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
+async function keyReport(db: Database, ring: KeyRing | undefined, env: Env): Promise<string[]> {
+  if (!(await hasKeyIdColumn(db))) {
+    return ["token rows by key: no dexcom_tokens.encryption_key_id yet (apply the migrations)"];
+  }
+  if (!ring) {
+    return [...storedKeyLines(await countByStoredKeyId(db)), "ENCRYPTION_KEY not set: rows not matched against a key ring"];
+  }
+  // One snapshot, so the stored ids and the signature walk count each row exactly once.
+  const usage = await db.transaction(async (tx) => {
+    await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    return keyUsage(tx, ring);
+  });
+  return keyUsageLines(usage, previousKeyPositions(env));
+}
+
+function storedKeyLines(counts: { keyId: string | null; rows: number }[]): string[] {
+  if (counts.length === 0) return ["token rows by stored key id: none"];
+  return [
+    "token rows by stored key id:",
+    ...counts.map(({ keyId, rows }) => row(keyId ?? "none (written by the Python backend)", rows)),
+  ];
+}
+
+function keyUsageLines(usage: KeyUsage, positions: number[]): string[] {
+  const lines = [
+    "token rows by key:",
+    ...usage.perKey.map(({ keyId, rows }, index) => {
+      const variable = index === 0 ? "ENCRYPTION_KEY" : `PREVIOUS_ENCRYPTION_KEYS ${positions[index - 1] ?? index}`;
+      return row(`${keyId}  ${variable}`, rows);
+    }),
+    row("under no key of the ring", usage.unknown),
+  ];
+  if (usage.legacy > 0) lines.push(`  (${count(usage.legacy)} without a stored key id, matched by signature)`);
+  if (usage.unknown > 0) {
+    lines.push(
+      `warning: ${count(usage.unknown)} token row${usage.unknown === 1 ? " is" : "s are"} under no key of the ring ` +
+        "and cannot be decrypted: wrong ENCRYPTION_KEY, or a key missing from PREVIOUS_ENCRYPTION_KEYS?",
+    );
+  }
+  return lines;
+}
+
+// Numbered by position in the variable, blanks included, as the key ring's error messages number them.
+function previousKeyPositions(env: Env): number[] {
+  return (env.PREVIOUS_ENCRYPTION_KEYS ?? "")
+    .split(",")
+    .flatMap((entry, index) => (entry.trim() === "" ? [] : [index + 1]));
+}
+
+function row(label: string, rows: number): string {
+  return `  ${label.padEnd(46)}${count(rows).padStart(10)}`;
+}
+
+function count(n: number): string {
+  return n.toLocaleString("en-US");
 }

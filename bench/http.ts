@@ -1,0 +1,222 @@
+// Requests per second and p50/p99 latency of POST /users, GET /dexcom-tokens and POST /dexcom-tokens
+// under 32 concurrent connections, with RS256 ID tokens verified for real, against `npm run serve`
+// in its own process; and the same SQL run by pgbench at the same concurrency, for the ratio.
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { generateKey } from "../shared/crypto/fernet.ts";
+import { withScratchDatabase } from "./scratch-database.ts";
+
+const CONNECTIONS = 32;
+const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
+const PROJECT_ID = "dms-bench";
+
+interface Scenario {
+  name: string;
+  method: "GET" | "POST";
+  fn: string;
+  body?: string;
+  /** The same work as SQL, for pgbench; :n is the connection's user number (1..32). */
+  sql: string;
+}
+
+const ACCESS = "a".repeat(600);
+const REFRESH = "r".repeat(600);
+// A Fernet token of a 600-byte plaintext has the length the table stores.
+const CIPHERTEXT_LENGTH = Math.ceil((1 + 8 + 16 + (Math.floor(600 / 16) + 1) * 16 + 32) / 3) * 4;
+
+const SCENARIOS: Scenario[] = [
+  {
+    name: "POST /users",
+    method: "POST",
+    fn: "users",
+    sql: "SELECT * FROM dms.register_user('bench-user-' || :n, 'bench-' || :n || '@example.com', true);",
+  },
+  {
+    name: "GET /dexcom-tokens",
+    method: "GET",
+    fn: "dexcom-tokens",
+    sql: `SELECT u.is_active, t.id, t.token_type, t.scope, t.expires_at, t.created_at, t.updated_at
+      FROM users u LEFT JOIN LATERAL (SELECT * FROM dexcom_tokens t WHERE t.user_id = u.id AND t.is_revoked IS NOT TRUE
+      ORDER BY t.created_at DESC NULLS LAST, t.id DESC LIMIT 1) t ON true WHERE u.firebase_uid = 'bench-user-' || :n;`,
+  },
+  {
+    name: "POST /dexcom-tokens",
+    method: "POST",
+    fn: "dexcom-tokens",
+    body: JSON.stringify({ access_token: ACCESS, refresh_token: REFRESH, expires_in: 7200 }),
+    sql: `SELECT * FROM dms.store_dexcom_token('bench-user-' || :n, '${"x".repeat(CIPHERTEXT_LENGTH)}', '${
+      "y".repeat(CIPHERTEXT_LENGTH)
+    }', 7200, 'Bearer', 'offline_access', NULL, 'benchkeyid');`,
+  },
+];
+
+interface Measurement {
+  requests: number;
+  errors: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+}
+
+export function benchHttp(): Promise<void> {
+  return withScratchDatabase("HTTP", run);
+}
+
+async function run(database: { url: string }): Promise<void> {
+  console.log(`\nHTTP: ${CONNECTIONS} concurrent connections, ${SECONDS} s per endpoint, RS256 tokens verified for real`);
+  const keys = await signingKeys();
+  const jwks = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () =>
+    Response.json(keys.jwks, { headers: { "cache-control": "public, max-age=3600" } }));
+  const port = freePort();
+  const server = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", new URL("../scripts/serve.ts", import.meta.url).pathname],
+    env: {
+      DATABASE_URL: database.url,
+      DATABASE_POOL_SIZE: String(CONNECTIONS),
+      FIREBASE_PROJECT_ID: PROJECT_ID,
+      FIREBASE_JWKS_URL: `http://127.0.0.1:${jwks.addr.port}/jwks`,
+      ENCRYPTION_KEY: generateKey(),
+      PORT: String(port),
+    },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const serverErrors = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    const base = `http://127.0.0.1:${port}/functions/v1`;
+    await waitFor(`${base}/health`, server.status, serverErrors);
+    const tokens = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => keys.idToken(`bench-user-${i + 1}`)));
+    for (const token of tokens) await fetch(`${base}/users`, { method: "POST", headers: { authorization: `Bearer ${token}` } }).then((r) => r.body?.cancel());
+
+    console.log(`  ${"endpoint".padEnd(22)}${"req/s".padStart(9)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}${"errors".padStart(8)}${"pgbench tps".padStart(13)}${"ratio".padStart(8)}`);
+    for (const scenario of SCENARIOS) {
+      await load(base, scenario, tokens, 1); // warm-up
+      const http = await load(base, scenario, tokens, SECONDS);
+      if (http === null) {
+        console.log("  skipped: the load generator wrk is not installed (apt-get install wrk)");
+        break;
+      }
+      const sqlTps = await pgbench(database.url, scenario.sql);
+      const rps = http.requests / http.seconds;
+      console.log(
+        `  ${scenario.name.padEnd(22)}${rps.toFixed(0).padStart(9)}${http.p50.toFixed(1).padStart(9)}${
+          http.p99.toFixed(1).padStart(9)
+        }${String(http.errors).padStart(8)}${sqlTps === null ? "n/a".padStart(13) : sqlTps.toFixed(0).padStart(13)}${
+          sqlTps === null ? "" : `${(rps / sqlTps).toFixed(2)}x`.padStart(8)
+        }`,
+      );
+    }
+  } finally {
+    if (!(await Promise.race([server.status.then(() => true), Promise.resolve(false)]))) server.kill("SIGTERM");
+    await server.status;
+    await serverErrors.cancel();
+    await jwks.shutdown();
+  }
+}
+
+// wrk (C, from Debian's package) generates the load, so the client's own cost stays small next to
+// the server's; requests cycle through the users' tokens.
+async function load(base: string, scenario: Scenario, tokens: string[], seconds: number): Promise<Measurement | null> {
+  const script = await Deno.makeTempFile({ suffix: ".lua" });
+  const requests = tokens.map((token) =>
+    `wrk.format(${lua(scenario.method)}, ${lua(`/functions/v1/${scenario.fn}`)}, {["authorization"] = ${lua(`Bearer ${token}`)}${
+      scenario.body ? `, ["content-type"] = "application/json"` : ""
+    }}, ${scenario.body ? lua(scenario.body) : "nil"})`
+  );
+  await Deno.writeTextFile(script, `local requests = {}
+init = function() requests = { ${requests.join(", ")} } end
+local i = 0
+request = function() i = i % #requests + 1; return requests[i] end
+`);
+  try {
+    const { success, stdout } = await new Deno.Command("wrk", {
+      args: ["-t2", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", script, base.replace(/\/functions\/v1$/, "")],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const out = new TextDecoder().decode(stdout);
+    const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+    if (!success || !rps) return null;
+    return {
+      requests: Number(rps[1]) * seconds,
+      seconds,
+      errors: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
+      p50: latency(out, "50%"),
+      p99: latency(out, "99%"),
+    };
+  } catch {
+    return null;
+  } finally {
+    await Deno.remove(script);
+  }
+}
+
+function lua(text: string): string {
+  return JSON.stringify(text);
+}
+
+function latency(out: string, percentile: string): number {
+  const match = new RegExp(`${percentile}\\s+([\\d.]+)(us|ms|s)`).exec(out);
+  if (!match) return NaN;
+  return Number(match[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[match[2]!]!;
+}
+
+// pgbench runs the statement with one client per connection; each client works as user :n.
+async function pgbench(url: string, sql: string): Promise<number | null> {
+  const script = await Deno.makeTempFile({ suffix: ".sql" });
+  await Deno.writeTextFile(script, `\\set n random(1, ${CONNECTIONS})\n${sql.replaceAll("\n", " ")}\n`);
+  try {
+    const { success, stdout } = await new Deno.Command("pgbench", {
+      args: ["-n", "-M", "extended", "-c", String(CONNECTIONS), "-j", "2", "-T", String(SECONDS), "-f", script, url],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const match = /tps = ([\d.]+)/.exec(new TextDecoder().decode(stdout));
+    return success && match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  } finally {
+    await Deno.remove(script);
+  }
+}
+
+async function signingKeys() {
+  const { publicKey, privateKey } = await generateKeyPair("RS256");
+  const kid = "bench-key";
+  const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" }] };
+  const idToken = (sub: string) => {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ auth_time: now, email: `${sub}@example.com`, email_verified: true })
+      .setProtectedHeader({ alg: "RS256", kid })
+      .setIssuer(`https://securetoken.google.com/${PROJECT_ID}`)
+      .setAudience(PROJECT_ID)
+      .setSubject(sub)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 3600)
+      .sign(privateKey);
+  };
+  return { jwks, idToken };
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+async function waitFor(url: string, exited: Promise<Deno.CommandStatus>, errors: ReadableStreamDefaultReader<string>): Promise<void> {
+  let ended = false;
+  exited.then(() => (ended = true));
+  for (let attempt = 0; attempt < 100 && !ended; attempt++) {
+    try {
+      const response = await fetch(url);
+      await response.body?.cancel();
+      if (response.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const { value } = ended ? await errors.read() : { value: "" };
+  throw new Error(`the server did not come up at ${url}: ${value ?? ""}`);
+}

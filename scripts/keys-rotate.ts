@@ -1,0 +1,9 @@
+import { runKeysRotate } from "../shared/tools/keys-rotate-command.ts";
+
+const encoder = new TextEncoder();
+const progress = {
+  isTTY: Deno.stderr.isTerminal(),
+  write: (text: string) => void Deno.stderr.writeSync(encoder.encode(text)),
+};
+
+Deno.exit(await runKeysRotate(Deno.args, Deno.env.toObject(), { log: console.log, error: console.error, progress }));
