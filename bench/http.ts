@@ -81,9 +81,11 @@ async function run(database: { url: string }): Promise<void> {
     stderr: "piped",
   }).spawn();
   const serverErrors = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let exited = false;
+  server.status.then(() => (exited = true));
   try {
     const base = `http://127.0.0.1:${port}/functions/v1`;
-    await waitFor(`${base}/health`, server.status, serverErrors);
+    await waitFor(`${base}/health`, () => exited, serverErrors);
     const tokens = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => keys.idToken(`bench-user-${i + 1}`)));
     for (const token of tokens) await fetch(`${base}/users`, { method: "POST", headers: { authorization: `Bearer ${token}` } }).then((r) => r.body?.cancel());
 
@@ -106,7 +108,7 @@ async function run(database: { url: string }): Promise<void> {
       );
     }
   } finally {
-    if (!(await Promise.race([server.status.then(() => true), Promise.resolve(false)]))) server.kill("SIGTERM");
+    if (!exited) server.kill("SIGTERM");
     await server.status;
     await serverErrors.cancel();
     await jwks.shutdown();
@@ -204,10 +206,8 @@ function freePort(): number {
   return port;
 }
 
-async function waitFor(url: string, exited: Promise<Deno.CommandStatus>, errors: ReadableStreamDefaultReader<string>): Promise<void> {
-  let ended = false;
-  exited.then(() => (ended = true));
-  for (let attempt = 0; attempt < 100 && !ended; attempt++) {
+async function waitFor(url: string, exited: () => boolean, errors: ReadableStreamDefaultReader<string>): Promise<void> {
+  for (let attempt = 0; attempt < 100 && !exited(); attempt++) {
     try {
       const response = await fetch(url);
       await response.body?.cancel();
@@ -217,6 +217,6 @@ async function waitFor(url: string, exited: Promise<Deno.CommandStatus>, errors:
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  const { value } = ended ? await errors.read() : { value: "" };
+  const { value } = exited() ? await errors.read() : { value: "" };
   throw new Error(`the server did not come up at ${url}: ${value ?? ""}`);
 }
