@@ -1,5 +1,6 @@
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { rejection } from "./support/rejection.ts";
+import { decryptInPython, hasPythonCryptography } from "./support/python-fernet.ts";
 import { describe, expect, it } from "vitest";
 import {
   decrypt,
@@ -44,14 +45,6 @@ const hex = (text: string) => new Uint8Array(Buffer.from(text, "hex"));
 const tokenBytes = (token: string) => new Uint8Array(Buffer.from(token, "base64url"));
 const tokenText = (data: Uint8Array) => Buffer.from(data).toString("base64url").padEnd(Math.ceil(data.length / 3) * 4, "=");
 
-async function rejection(attempt: Promise<unknown>): Promise<unknown> {
-  try {
-    await attempt;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
 
 describe("tokens made by Python's cryptography", () => {
   for (const c of [...fixtures.tokens, ...fixtures.deterministic]) {
@@ -270,20 +263,3 @@ async function oneBlockWithoutPadding(block: Uint8Array<ArrayBuffer>): Promise<U
   return new Uint8Array(ciphertext, 0, 16);
 }
 
-function hasPythonCryptography(): boolean {
-  return spawnSync("python3", ["-c", "import cryptography.fernet"], { stdio: "ignore" }).status === 0;
-}
-
-// The key and tokens go over stdin, never argv, where other local users could read them.
-function decryptInPython(key: string, tokens: string[]): string[] {
-  const script = [
-    "import base64, json, sys",
-    "from cryptography.fernet import Fernet",
-    "request = json.load(sys.stdin)",
-    "f = Fernet(request['key'])",
-    "print(json.dumps([base64.b64encode(f.decrypt(t)).decode() for t in request['tokens']]))",
-  ].join("\n");
-  const result = spawnSync("python3", ["-c", script], { input: JSON.stringify({ key, tokens }), encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`python3 failed: ${result.stderr}`);
-  return JSON.parse(result.stdout) as string[];
-}

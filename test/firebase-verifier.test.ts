@@ -10,6 +10,7 @@ import { createJwksCache } from "../shared/auth/jwks-cache.ts";
 import { GOOGLE_JWKS_URL, jwksHandler } from "./support/firebase-jwks-server.ts";
 import type { JwksEndpoint, JwksHandlerOptions } from "./support/firebase-jwks-server.ts";
 import { createTestKeys, encodeSegment, mergeJwks, TEST_PROJECT_ID } from "./support/firebase-tokens.ts";
+import { rejection } from "./support/rejection.ts";
 
 const START = Date.parse("2026-11-27T12:00:00Z");
 let clock = START;
@@ -37,14 +38,6 @@ function setup(
   return { endpoint, verifier };
 }
 
-async function rejection(attempt: Promise<unknown>): Promise<unknown> {
-  try {
-    await attempt;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
 
 async function expectRejected(
   verifier: FirebaseVerifier,

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { rejection } from "./support/rejection.ts";
+import { decryptInPython, hasPythonCryptography } from "./support/python-fernet.ts";
 import { describe, expect, it } from "vitest";
 import { decrypt, encrypt, extractTimestamp, importFernetKey, InvalidToken, keyId } from "../shared/crypto/fernet.ts";
 import { KeyRing, KeyRingConfigError, loadKeyRing } from "../shared/crypto/key-ring.ts";
@@ -28,14 +29,6 @@ const ring = await loadKeyRing({ ENCRYPTION_KEY: keys.primary, PREVIOUS_ENCRYPTI
 const primaryOnly = new KeyRing(primary);
 const plaintext = new Uint8Array(Buffer.from(multi.plaintext_b64, "base64"));
 
-async function rejection(attempt: Promise<unknown>): Promise<unknown> {
-  try {
-    await attempt;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
 
 describe("key ring", () => {
   it("lists its keys primary first, in the configured order, skipping blank entries", async () => {
@@ -163,20 +156,3 @@ function expectNoSecret(error: unknown, secret: string): void {
   expect((error as Error).cause).toBeUndefined();
 }
 
-function hasPythonCryptography(): boolean {
-  return spawnSync("python3", ["-c", "import cryptography.fernet"], { stdio: "ignore" }).status === 0;
-}
-
-// The key and tokens go over stdin, never argv, where other local users could read them.
-function decryptInPython(key: string, tokens: string[]): string[] {
-  const script = [
-    "import base64, json, sys",
-    "from cryptography.fernet import Fernet",
-    "request = json.load(sys.stdin)",
-    "f = Fernet(request['key'])",
-    "print(json.dumps([base64.b64encode(f.decrypt(t)).decode() for t in request['tokens']]))",
-  ].join("\n");
-  const result = spawnSync("python3", ["-c", script], { input: JSON.stringify({ key, tokens }), encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`python3 failed: ${result.stderr}`);
-  return JSON.parse(result.stdout) as string[];
-}

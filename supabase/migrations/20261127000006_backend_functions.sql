@@ -46,9 +46,7 @@ BEGIN
                     v_outcome := 'email_in_use';
                 END;
             END IF;
-            RETURN QUERY SELECT v_outcome, v.id, v.firebase_uid, v.email, v.dexcom_user_id,
-                v.is_active, v.created_at, v.updated_at;
-            RETURN;
+            EXIT;
         END IF;
 
         IF p_email IS NOT NULL THEN
@@ -72,23 +70,24 @@ BEGIN
                         CONTINUE;
                     END;
                 END IF;
-                RETURN QUERY SELECT v_outcome, v.id, v.firebase_uid, v.email, v.dexcom_user_id,
-                    v.is_active, v.created_at, v.updated_at;
-                RETURN;
+                EXIT;
             END IF;
         END IF;
 
         BEGIN
             INSERT INTO public.users (firebase_uid, email) VALUES (p_firebase_uid, p_email) RETURNING * INTO v;
-            RETURN QUERY SELECT 'created'::text, v.id, v.firebase_uid, v.email, v.dexcom_user_id,
-                v.is_active, v.created_at, v.updated_at;
-            RETURN;
+            v_outcome := 'created';
+            EXIT;
         EXCEPTION WHEN unique_violation THEN
             NULL;
         END;
     END LOOP;
-    RAISE EXCEPTION 'register_user: the row kept changing under concurrent requests'
-        USING ERRCODE = 'serialization_failure';
+    IF v_outcome IS NULL THEN
+        RAISE EXCEPTION 'register_user: the row kept changing under concurrent requests'
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+    RETURN QUERY SELECT v_outcome, v.id, v.firebase_uid, v.email, v.dexcom_user_id,
+        v.is_active, v.created_at, v.updated_at;
 END;
 $$;
 
@@ -121,24 +120,19 @@ DECLARE
 BEGIN
     SELECT * INTO v_user FROM public.users u WHERE u.firebase_uid = p_firebase_uid FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT 'user_not_found'::text, NULL::integer, NULL::varchar, NULL::varchar,
-            NULL::timestamptz, NULL::timestamptz, NULL::timestamptz;
-        RETURN;
-    END IF;
-    IF v_user.is_active IS FALSE THEN
-        RETURN QUERY SELECT 'user_inactive'::text, NULL::integer, NULL::varchar, NULL::varchar,
-            NULL::timestamptz, NULL::timestamptz, NULL::timestamptz;
-        RETURN;
-    END IF;
-
-    IF p_dexcom_user_id IS NOT NULL AND v_user.dexcom_user_id IS DISTINCT FROM p_dexcom_user_id THEN
+        outcome := 'user_not_found';
+    ELSIF v_user.is_active IS FALSE THEN
+        outcome := 'user_inactive';
+    ELSIF p_dexcom_user_id IS NOT NULL AND v_user.dexcom_user_id IS DISTINCT FROM p_dexcom_user_id THEN
         BEGIN
             UPDATE public.users u SET dexcom_user_id = p_dexcom_user_id WHERE u.id = v_user.id;
         EXCEPTION WHEN unique_violation THEN
-            RETURN QUERY SELECT 'dexcom_account_in_use'::text, NULL::integer, NULL::varchar, NULL::varchar,
-                NULL::timestamptz, NULL::timestamptz, NULL::timestamptz;
-            RETURN;
+            outcome := 'dexcom_account_in_use';
         END;
+    END IF;
+    IF outcome IS NOT NULL THEN
+        RETURN NEXT;
+        RETURN;
     END IF;
 
     UPDATE public.dexcom_tokens t SET is_revoked = TRUE, revoked_at = now()
