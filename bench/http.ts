@@ -3,6 +3,7 @@
 // in its own process; and the same SQL run by pgbench at the same concurrency, for the ratio.
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { generateKey } from "../shared/crypto/fernet.ts";
+import { freePort } from "./free-port.ts";
 import { withScratchDatabase } from "./scratch-database.ts";
 
 const CONNECTIONS = 32;
@@ -197,13 +198,6 @@ async function signingKeys() {
       .sign(privateKey);
   };
   return { jwks, idToken };
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 async function waitFor(url: string, exited: () => boolean, errors: ReadableStreamDefaultReader<string>): Promise<void> {

@@ -2,7 +2,9 @@
 import { benchFernet } from "./fernet.ts";
 import { benchHttp } from "./http.ts";
 import { benchRotation } from "./rotation.ts";
+import { benchStartup } from "./startup.ts";
 
 await benchFernet();
 await benchRotation();
 await benchHttp();
+await benchStartup();

@@ -164,3 +164,43 @@ describe("concurrency on Postgres", () => {
     expect(row!.n).toBe(1);
   });
 });
+
+describe("the same migrations on PGlite and on Postgres", () => {
+  const shape = async (db: Database) => ({
+    columns: await db.query(
+      `SELECT table_name, column_name, data_type, character_maximum_length, is_nullable, column_default
+       FROM information_schema.columns WHERE table_schema = 'public' AND table_name IN ('users', 'dexcom_tokens')
+       ORDER BY table_name, ordinal_position`,
+    ),
+    indexes: await db.query(
+      `SELECT tablename, indexname, indexdef FROM pg_indexes
+       WHERE schemaname = 'public' AND tablename IN ('users', 'dexcom_tokens') ORDER BY indexname`,
+    ),
+    // Postgres 18 (PGlite) also lists NOT NULL as constraints ('n'); nullability is in the columns.
+    constraints: await db.query(
+      `SELECT conrelid::regclass::text AS table_name, conname, contype, pg_get_constraintdef(oid) AS definition
+       FROM pg_constraint WHERE conrelid IN ('public.users'::regclass, 'public.dexcom_tokens'::regclass)
+         AND contype <> 'n'
+       ORDER BY conname`,
+    ),
+    triggers: await db.query(
+      `SELECT tgrelid::regclass::text AS table_name, tgname FROM pg_trigger
+       WHERE tgrelid IN ('public.users'::regclass, 'public.dexcom_tokens'::regclass) AND NOT tgisinternal
+       ORDER BY tgname`,
+    ),
+  });
+
+  it("produce the same columns, indexes, constraints and triggers on both tables", async () => {
+    const postgres = await migratedPostgres();
+    const pglite = await migratedPglite();
+    try {
+      const [onPostgres, onPglite] = [await shape(postgres.db), await shape(pglite)];
+      expect(onPglite).toEqual(onPostgres);
+      expect(onPostgres.indexes.map((i) => i.indexname)).toContain("dexcom_tokens_one_active_per_user");
+      expect(onPostgres.constraints.length).toBeGreaterThanOrEqual(6);
+    } finally {
+      await postgres.drop();
+      await pglite.close();
+    }
+  });
+});

@@ -22,9 +22,12 @@ export async function buildDependencies(
   env: Record<string, string | undefined>,
   needs: Needs,
   logger: Logger = jsonLogger(),
+  /** An open database to use instead of the configured one (`npm start` has migrated it already). */
+  database?: Database,
 ): Promise<Dependencies> {
   const config = await loadConfig(env, needs);
-  const db = await openDatabase(config.database, { max: config.databasePoolSize, connectTimeout: CONNECT_TIMEOUT_S });
+  const db = database ??
+    await openDatabase(config.database, { max: config.databasePoolSize, connectTimeout: CONNECT_TIMEOUT_S });
   const firebase = config.firebase;
   if (firebase?.emulatorHost) {
     logger.warn("firebase_emulator_mode", {

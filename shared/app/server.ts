@@ -1,3 +1,4 @@
+import type { Database } from "../db/database.ts";
 import type { Logger } from "../http/log.ts";
 import { ConfigError } from "./config.ts";
 import { buildDependencies, type Dependencies } from "./dependencies.ts";
@@ -18,8 +19,9 @@ export interface LocalServer {
 export async function buildLocalServer(
   env: Record<string, string | undefined>,
   logger?: Logger,
+  database?: Database,
 ): Promise<LocalServer> {
-  const deps = await buildDependencies(env, { firebase: true, encryption: true }, logger);
+  const deps = await buildDependencies(env, { firebase: true, encryption: true }, logger, database);
   const functions = Object.fromEntries(
     Object.entries(FUNCTIONS).map(([name, definition]) => [name, definition.build(deps)]),
   );

@@ -9,6 +9,8 @@ export interface ServeProcess {
   output(): string;
   /** Sends SIGTERM and resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** SIGKILL to it and everything it started. */
+  kill(): Promise<number | null>;
 }
 
 export async function freePort(): Promise<number> {
@@ -23,13 +25,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** `npm run serve` (or another script) as a person starts it, waiting until /health answers. */
-export async function startServe(env: Record<string, string>, script = "serve"): Promise<ServeProcess> {
-  const port = await freePort();
+export interface StartOptions {
+  script?: string;
+  /** Ready when the output matches this; by default, when /health answers. */
+  readyWhen?: RegExp;
+  port?: number;
+}
+
+/**
+ * `npm run serve` (or `npm start`) as a person starts it, waiting until it is ready. It runs in a
+ * process group of its own, so that `kill()` can take down everything it started.
+ */
+export async function startServe(env: Record<string, string>, options: StartOptions = {}): Promise<ServeProcess> {
+  const script = options.script ?? "serve";
+  const port = options.port ?? await freePort();
   const child = spawn("npm", ["run", "-s", script], {
     cwd: REPO_ROOT,
     env: cleanEnv({ ...env, PORT: String(port) }),
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
@@ -37,17 +51,20 @@ export async function startServe(env: Record<string, string>, script = "serve"):
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   const baseUrl = `http://127.0.0.1:${port}`;
 
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${script} exited early:\n${output}`);
+  const ready = async () => {
+    if (options.readyWhen) return options.readyWhen.test(output);
     try {
-      if ((await fetch(`${baseUrl}/functions/v1/health`)).status < 500) break;
+      return (await fetch(`${baseUrl}/functions/v1/health`)).status < 500;
     } catch {
-      // not listening yet
+      return false; // not listening yet
     }
+  };
+  const deadline = Date.now() + 60_000;
+  while (!(await ready())) {
+    if (child.exitCode !== null) throw new Error(`${script} exited early:\n${output}`);
     if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`${script} did not answer within 30 s:\n${output}`);
+      process.kill(-child.pid!, "SIGKILL");
+      throw new Error(`${script} was not ready within 60 s:\n${output}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -57,6 +74,10 @@ export async function startServe(env: Record<string, string>, script = "serve"):
     output: () => output,
     stop: () => {
       child.kill("SIGTERM");
+      return exited;
+    },
+    kill: () => {
+      process.kill(-child.pid!, "SIGKILL");
       return exited;
     },
   };

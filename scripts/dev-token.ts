@@ -1,0 +1,17 @@
+// `npm run dev:token -- <email>`: an ID token from the running Firebase Auth emulator, for curl.
+import { devToken } from "../shared/local/dev-token.ts";
+import { LocalStackError } from "../shared/local/errors.ts";
+import { DEFAULT_EMULATOR_HOST } from "../shared/local/stack.ts";
+
+const email = Deno.args[0];
+if (!email || Deno.args.length > 1) {
+  console.error("usage: npm run dev:token -- <email>");
+  Deno.exit(2);
+}
+try {
+  console.log(await devToken(email, Deno.env.get("FIREBASE_AUTH_EMULATOR_HOST") || DEFAULT_EMULATOR_HOST));
+} catch (error) {
+  if (!(error instanceof LocalStackError)) throw error;
+  console.error(`dev:token: ${error.message}`);
+  Deno.exit(1);
+}

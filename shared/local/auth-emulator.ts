@@ -1,0 +1,97 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { LocalStackError } from "./errors.ts";
+import { freePort } from "./ports.ts";
+
+const FIREBASE_CLI = fileURLToPath(new URL("../../node_modules/firebase-tools/lib/bin/firebase.js", import.meta.url));
+const READY_TIMEOUT_MS = 60_000;
+
+export interface AuthEmulator {
+  /** host:port, the value of FIREBASE_AUTH_EMULATOR_HOST. */
+  address: string;
+  stop(): Promise<void>;
+}
+
+export interface AuthEmulatorOptions {
+  host: string;
+  port: number;
+  projectId: string;
+  /** Accounts are imported from here at start and exported here at stop, so sign-ins survive restarts. */
+  accountsDir: string;
+}
+
+/** The Firebase Auth emulator of the firebase-tools package, started and stopped with the stack. */
+export async function startAuthEmulator(options: AuthEmulatorOptions, signal?: AbortSignal): Promise<AuthEmulator> {
+  const { host, port, projectId, accountsDir } = options;
+  // The CLI also reserves a hub and a logging port; free ones keep two stacks from colliding.
+  const workDir = await mkdtemp(join(tmpdir(), "dms-firebase-"));
+  await writeFile(join(workDir, "firebase.json"), JSON.stringify({
+    emulators: {
+      auth: { host, port },
+      hub: { host, port: await freePort(host) },
+      logging: { host, port: await freePort(host) },
+      ui: { enabled: false },
+    },
+  }));
+  const imported = existsSync(join(accountsDir, "firebase-export-metadata.json"));
+  const child = spawn("node", [
+    FIREBASE_CLI,
+    "emulators:start",
+    "--only",
+    "auth",
+    "--project",
+    projectId,
+    ...(imported ? ["--import", accountsDir] : []),
+    "--export-on-exit",
+    accountsDir,
+  ], { cwd: workDir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true" } });
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output = (output + chunk).slice(-4000)));
+  child.stderr!.on("data", (chunk) => (output = (output + chunk).slice(-4000)));
+
+  const stop = () => stopChild(child).finally(() => rm(workDir, { recursive: true, force: true }));
+  try {
+    await waitUntilReady(`http://${host}:${port}/`, child, () => output, signal);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { address: `${host}:${port}`, stop };
+}
+
+async function waitUntilReady(url: string, child: ChildProcess, output: () => string, signal?: AbortSignal): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (signal?.aborted) throw new LocalStackError("the Firebase Auth emulator was stopped while starting");
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const last = output().trim().split("\n").filter(Boolean).at(-1) ?? "no output";
+      throw new LocalStackError(`the Firebase Auth emulator stopped while starting: ${last.trim()}`);
+    }
+    try {
+      const response = await fetch(url);
+      await response.body?.cancel();
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new LocalStackError(`the Firebase Auth emulator did not start within ${READY_TIMEOUT_MS / 1000} s`);
+}
+
+// SIGINT is the CLI's own "stop": it exports the accounts, then exits.
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    child.once("exit", () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill("SIGINT");
+  });
+}

@@ -1,0 +1,194 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openPglite } from "../shared/db/pglite.ts";
+import { supabaseBootstrapSql } from "../shared/db/supabase-bootstrap.ts";
+import { applyMigrations, readMigrations } from "../shared/db/migrations.ts";
+import { closedPort } from "./support/fake-postgres.ts";
+import { npmRun } from "./support/run.ts";
+import { freePort, type ServeProcess, startServe } from "./support/serve-process.ts";
+
+const READY = /DMS backend ready in/;
+let dataRoot: string;
+let emulatorHost: string;
+
+beforeAll(async () => {
+  dataRoot = await mkdtemp(join(tmpdir(), "dms-start-"));
+  // Its own emulator port, so a developer's running `npm start` is never in the way.
+  emulatorHost = `127.0.0.1:${await freePort()}`;
+});
+afterAll(() => rm(dataRoot, { recursive: true, force: true }));
+
+function start(dataDir: string, extra: Record<string, string> = {}): Promise<ServeProcess> {
+  return startServe({ DMS_DATA_DIR: dataDir, FIREBASE_AUTH_EMULATOR_HOST: emulatorHost, ...extra }, { script: "start", readyWhen: READY });
+}
+
+async function devToken(email: string): Promise<string> {
+  const result = await npmRun("dev:token", [email], { FIREBASE_AUTH_EMULATOR_HOST: emulatorHost });
+  expect(result.stderr).toBe("");
+  expect(result.code).toBe(0);
+  return result.stdout.trim();
+}
+
+async function call(server: ServeProcess, fn: string, token: string | null, init: RequestInit = {}) {
+  const headers = new Headers(init.headers);
+  if (token) headers.set("authorization", `Bearer ${token}`);
+  if (init.body) headers.set("content-type", "application/json");
+  const response = await fetch(`${server.baseUrl}/functions/v1/${fn}`, { ...init, headers });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+describe("npm start", () => {
+  let dataDir: string;
+  let stored: { userId: number; tokenId: number };
+
+  beforeAll(() => {
+    dataDir = join(dataRoot, "pglite");
+  });
+
+  it("serves every function on a fresh embedded database, with sign-in from the emulator", async () => {
+    const server = await start(dataDir);
+    try {
+      expect(server.output()).toContain("ENCRYPTION_KEY is not set: using the development key");
+      const health = await call(server, "health", null);
+      expect(health.status).toBe(200);
+      expect(health.body.schema_version).toBe((await readMigrations()).at(-1)!.version);
+
+      const token = await devToken("person@example.com");
+      const user = await call(server, "users", token, { method: "POST" });
+      expect(user.status).toBe(201);
+      expect(user.body.user.email).toBe("person@example.com");
+      const stored_ = await call(server, "dexcom-tokens", token, {
+        method: "POST",
+        body: JSON.stringify({ access_token: "local-access", refresh_token: "local-refresh", expires_in: 3600 }),
+      });
+      expect(stored_.status).toBe(201);
+      stored = { userId: user.body.user.id, tokenId: stored_.body.token.id };
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it("keeps users, tokens, sign-ins and the development key across a restart", async () => {
+    const server = await start(dataDir);
+    try {
+      expect(server.output()).not.toContain("just created");
+      const token = await devToken("person@example.com");
+      const user = await call(server, "users", token);
+      expect([user.status, user.body.user.id]).toEqual([200, stored.userId]);
+      const status = await call(server, "dexcom-tokens", token);
+      expect(status.body).toMatchObject({ connected: true, token: { id: stored.tokenId } });
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it("loses no acknowledged write when killed hard in the middle of writes", async () => {
+    const server = await start(dataDir);
+    const token = await devToken("person@example.com");
+    const acknowledged: number[] = [];
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        try {
+          const response = await call(server, "dexcom-tokens", token, {
+            method: "POST",
+            body: JSON.stringify({ access_token: `a${acknowledged.length}`, refresh_token: "r", expires_in: 60 }),
+          });
+          if (response.status === 201) acknowledged.push(response.body.token.id);
+        } catch {
+          return; // the server is gone
+        }
+      }
+    })();
+    while (acknowledged.length < 25) await new Promise((resolve) => setTimeout(resolve, 10));
+    await server.kill();
+    writing = false;
+    await writer;
+
+    const again = await start(dataDir);
+    try {
+      const status = await call(again, "dexcom-tokens", token);
+      expect(status.status).toBe(200);
+      expect(status.body.connected).toBe(true);
+    } finally {
+      expect(await again.stop()).toBe(0);
+    }
+    const db = await openPglite(dataDir);
+    try {
+      const rows = await db.query<{ id: number }>("SELECT id FROM dexcom_tokens WHERE id = ANY($1::int[])", [acknowledged]);
+      expect(rows.map((row) => row.id).sort((a, b) => a - b)).toEqual(acknowledged);
+      const [active] = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM dexcom_tokens WHERE is_revoked IS NOT TRUE");
+      expect(active!.n).toBe(1);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe("npm start refuses, in one line", () => {
+  async function refusal(env: Record<string, string>, port?: number) {
+    const dataDir = env.DMS_DATA_DIR ?? join(dataRoot, `refusal-${Math.random().toString(36).slice(2)}`);
+    const result = await npmRun("start", [], {
+      DMS_DATA_DIR: dataDir,
+      FIREBASE_AUTH_EMULATOR_HOST: emulatorHost,
+      PORT: String(port ?? await freePort()),
+      ...env,
+    });
+    expect(result.code).toBe(1);
+    const lines = result.stderr.trim().split("\n").filter((line) => line.startsWith("npm start:"));
+    expect(lines, result.stderr).toHaveLength(1);
+    expect(result.stderr).not.toMatch(/\bat .*:\d+:\d+/);
+    return lines[0]!;
+  }
+
+  it("a port already in use", async () => {
+    const busy: Server = createServer();
+    const port = await new Promise<number>((resolve) =>
+      busy.listen(0, "127.0.0.1", () => resolve((busy.address() as { port: number }).port))
+    );
+    try {
+      expect(await refusal({}, port)).toMatch(new RegExp(`127.0.0.1:${port} is already in use.*PORT`));
+    } finally {
+      busy.close();
+    }
+  });
+
+  it("a data directory that cannot be written", async () => {
+    const file = join(dataRoot, "a-file");
+    await writeFile(file, "");
+    expect(await refusal({ DMS_DATA_DIR: join(file, "pglite") })).toMatch(/is not writable/);
+  });
+
+  it("a database migrated by newer code", async () => {
+    const dataDir = join(dataRoot, "from-the-future");
+    const db = await openPglite(dataDir);
+    await db.exec(supabaseBootstrapSql);
+    await applyMigrations(db, await readMigrations());
+    await db.query("INSERT INTO supabase_migrations.schema_migrations (version, name) VALUES ('29990101000000', 'future')");
+    await db.close();
+    expect(await refusal({ DMS_DATA_DIR: dataDir })).toMatch(/29990101000000.*does not know/);
+  });
+
+  it("a DATABASE_URL that cannot be reached", async () => {
+    const port = await closedPort();
+    expect(await refusal({ DATABASE_URL: `postgresql://postgres:secret@127.0.0.1:${port}/dms` }))
+      .toMatch(/connection refused/);
+  });
+});
+
+describe("npm run dev:token", () => {
+  it("says how to use it", async () => {
+    const result = await npmRun("dev:token", [], {});
+    expect([result.code, result.stderr.trim()]).toEqual([2, "usage: npm run dev:token -- <email>"]);
+  });
+
+  it("says when no emulator runs", async () => {
+    const result = await npmRun("dev:token", ["a@example.com"], { FIREBASE_AUTH_EMULATOR_HOST: `127.0.0.1:${await closedPort()}` });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^dev:token: cannot reach the Firebase Auth emulator .*is npm start running\?\n$/);
+  });
+});
