@@ -59,7 +59,7 @@ export async function loadConfig(env: Record<string, string | undefined>, needs:
     problems.push(error.message);
   }
 
-  if (needs.firebase && values && !values.FIREBASE_PROJECT_ID) problems.push("FIREBASE_PROJECT_ID is not set");
+  if (needs.firebase && !env.FIREBASE_PROJECT_ID?.trim()) problems.push("FIREBASE_PROJECT_ID is not set");
 
   let keyRing: KeyRing | null = null;
   if (needs.encryption) {

@@ -1,0 +1,77 @@
+import { spawn } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { generateKey } from "../shared/crypto/fernet.ts";
+import { cleanEnv, npmRun, type RunResult } from "./support/run.ts";
+import { REPO_ROOT } from "./support/supabase-cli.ts";
+import { closedPort } from "./support/fake-postgres.ts";
+
+const BAD_KEY = "this-is-not-a-fernet-key-but-a-secret";
+
+/** A deployed function's entry, run as the edge runtime would: `deno run functions/<name>/index.ts`. */
+function runEntry(name: string, env: Record<string, string>): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("node_modules/.bin/deno", ["run", "-A", "--quiet", `functions/${name}/index.ts`], {
+      cwd: REPO_ROOT,
+      env: cleanEnv(env),
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("configuration from the environment", () => {
+  it("stops a function at start with one line per problem, naming each variable", async () => {
+    const result = await runEntry("dexcom-tokens", { ENCRYPTION_KEY: BAD_KEY, ALLOWED_ORIGINS: "*", PORT: "not-a-port" });
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split("\n").sort()).toEqual([
+      "dexcom-tokens: DATABASE_URL (or SUPABASE_DB_URL) is not set",
+      "dexcom-tokens: ENCRYPTION_KEY is not a valid Fernet key (32 bytes, url-safe base64)",
+      "dexcom-tokens: FIREBASE_PROJECT_ID is not set",
+      "dexcom-tokens: PORT is not a port number",
+    ]);
+    expect(result.stderr).not.toContain(BAD_KEY);
+  });
+
+  it("asks each function only for what it uses", async () => {
+    const result = await runEntry("health", {});
+    expect([result.code, result.stderr.trim()]).toEqual([1, "health: DATABASE_URL (or SUPABASE_DB_URL) is not set"]);
+  });
+
+  it("refuses a database URL that is not one, without echoing it", async () => {
+    const result = await runEntry("health", { DATABASE_URL: `not a url ${BAD_KEY}` });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^health: DATABASE_URL is not a valid URL/);
+    expect(result.stderr).not.toContain(BAD_KEY);
+  });
+
+  it("stops npm run serve the same way", async () => {
+    const result = await npmRun("serve", [], { DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/postgres" });
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split("\n").sort()).toEqual([
+      "serve: ENCRYPTION_KEY is not set",
+      "serve: FIREBASE_PROJECT_ID is not set",
+    ]);
+  });
+
+  it("warns loudly when the Firebase Auth emulator mode is on", async () => {
+    const env = {
+      DATABASE_URL: `postgresql://postgres@127.0.0.1:${await closedPort()}/postgres`,
+      FIREBASE_PROJECT_ID: "demo-dms",
+      ENCRYPTION_KEY: generateKey(),
+      FIREBASE_AUTH_EMULATOR_HOST: "127.0.0.1:9099",
+      PORT: String(await closedPort()),
+    };
+    const child = spawn("node_modules/.bin/deno", ["run", "-A", "--quiet", "scripts/serve.ts"], { cwd: REPO_ROOT, env: cleanEnv(env) });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    while (!output.includes("serving the functions")) await new Promise((resolve) => setTimeout(resolve, 50));
+    child.kill("SIGTERM");
+    await new Promise((resolve) => child.on("close", resolve));
+    expect(output).toMatch(/WARNING: FIREBASE_AUTH_EMULATOR_HOST is set .*UNSIGNED Firebase ID tokens are accepted/);
+  });
+});
