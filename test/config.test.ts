@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { generateKey } from "../shared/crypto/fernet.ts";
-import { cleanEnv, npmRun, type RunResult } from "./support/run.ts";
+import { cleanEnv, npmRun, run, type RunResult } from "./support/run.ts";
 import { REPO_ROOT } from "./support/supabase-cli.ts";
 import { closedPort } from "./support/fake-postgres.ts";
 
@@ -9,18 +9,7 @@ const BAD_KEY = "this-is-not-a-fernet-key-but-a-secret";
 
 /** A deployed function's entry, run as the edge runtime would: `deno run functions/<name>/index.ts`. */
 function runEntry(name: string, env: Record<string, string>): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("node_modules/.bin/deno", ["run", "-A", "--quiet", `functions/${name}/index.ts`], {
-      cwd: REPO_ROOT,
-      env: cleanEnv(env),
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return run("node_modules/.bin/deno", ["run", "-A", "--quiet", `functions/${name}/index.ts`], env);
 }
 
 describe("configuration from the environment", () => {

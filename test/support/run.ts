@@ -20,8 +20,13 @@ export function cleanEnv(extra: Record<string, string>): Record<string, string> 
 
 /** Runs `npm run -s <script> -- args` in the repository, as a person would. */
 export function npmRun(script: string, args: string[], env: Record<string, string>): Promise<RunResult> {
+  return run("npm", ["run", "-s", script, "--", ...args], env);
+}
+
+/** Runs a command in the repository with a clean environment, collecting its output. */
+export function run(command: string, args: string[], env: Record<string, string>): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn("npm", ["run", "-s", script, "--", ...args], { cwd: REPO_ROOT, env: cleanEnv(env) });
+    const child = spawn(command, args, { cwd: REPO_ROOT, env: cleanEnv(env) });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk) => (stdout += chunk));
