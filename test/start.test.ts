@@ -67,6 +67,11 @@ describe("npm start", () => {
       });
       expect(stored_.status).toBe(201);
       stored = { userId: user.body.user.id, tokenId: stored_.body.token.id };
+
+      // Two processes on one PGlite directory would corrupt it: other commands are refused.
+      const check = await npmRun("db:check", [], { DMS_DATA_DIR: dataDir });
+      expect(check.code).toBe(1);
+      expect(check.stderr).toMatch(/^db:check failed: the embedded database in .* is in use by process \d+/);
     } finally {
       expect(await server.stop()).toBe(0);
     }

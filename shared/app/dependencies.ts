@@ -1,9 +1,9 @@
 import { createFirebaseVerifier, type FirebaseVerifier } from "../auth/firebase-verifier.ts";
 import type { KeyRing } from "../crypto/key-ring.ts";
 import type { Database } from "../db/database.ts";
-import { openDatabase } from "../db/open.ts";
+import { DatabaseConfigError, openDatabase } from "../db/open.ts";
 import { jsonLogger, type Logger } from "../http/log.ts";
-import { type Config, loadConfig, type Needs } from "./config.ts";
+import { type Config, ConfigError, loadConfig, type Needs } from "./config.ts";
 
 /** What the functions are built from; every piece can be replaced in tests. */
 export interface Dependencies {
@@ -26,8 +26,7 @@ export async function buildDependencies(
   database?: Database,
 ): Promise<Dependencies> {
   const config = await loadConfig(env, needs);
-  const db = database ??
-    await openDatabase(config.database, { max: config.databasePoolSize, connectTimeout: CONNECT_TIMEOUT_S });
+  const db = database ?? await openConfigured(config);
   const firebase = config.firebase;
   if (firebase?.emulatorHost) {
     logger.warn("firebase_emulator_mode", {
@@ -47,6 +46,15 @@ export async function buildDependencies(
     logger,
     allowedOrigins: config.allowedOrigins,
   };
+}
+
+async function openConfigured(config: Config): Promise<Database> {
+  try {
+    return await openDatabase(config.database, { max: config.databasePoolSize, connectTimeout: CONNECT_TIMEOUT_S });
+  } catch (error) {
+    if (error instanceof DatabaseConfigError) throw new ConfigError([error.message]);
+    throw error;
+  }
 }
 
 const unconfiguredVerifier: FirebaseVerifier = {

@@ -3,6 +3,7 @@ import type { Database } from "./database.ts";
 import { connectPostgres, type PostgresOptions } from "./postgres.ts";
 import { openPglite } from "./pglite.ts";
 import { checkDatabaseUrl, redactUrl } from "./connection-error.ts";
+import { DatabaseConfigError } from "./config-error.ts";
 
 export type DatabaseTarget =
   | { kind: "postgres"; url: string; variable: string }
@@ -10,9 +11,7 @@ export type DatabaseTarget =
 
 export const DEFAULT_DATA_DIR = ".data/pglite";
 
-export class DatabaseConfigError extends Error {
-  override name = "DatabaseConfigError";
-}
+export { DatabaseConfigError };
 
 /** DATABASE_URL, else SUPABASE_DB_URL (Supabase sets it in every function), else the embedded one. */
 export function databaseTarget(env: Record<string, string | undefined>): DatabaseTarget {

@@ -1,10 +1,27 @@
 import { PGlite } from "@electric-sql/pglite";
+import { lockDataDir } from "./data-dir-lock.ts";
 import type { Database, Queryable } from "./database.ts";
 
-/** The embedded database: in memory without a directory, persisted in it otherwise. */
+/**
+ * The embedded database: in memory without a directory, persisted in it otherwise, where this
+ * process then holds it alone until it closes it.
+ */
 export async function openPglite(dataDir?: string): Promise<Database> {
-  const pg = await PGlite.create(dataDir);
-  return pgliteDatabase(pg);
+  if (dataDir === undefined) return pgliteDatabase(await PGlite.create());
+  const release = await lockDataDir(dataDir);
+  try {
+    const db = pgliteDatabase(await PGlite.create(dataDir));
+    return {
+      ...db,
+      close: async () => {
+        await db.close();
+        await release();
+      },
+    };
+  } catch (error) {
+    await release();
+    throw error;
+  }
 }
 
 export function pgliteDatabase(pg: PGlite): Database {

@@ -115,9 +115,15 @@ function hostAndPort(address: string): [string, number] {
 
 /** The database, with what a Supabase database has before migrations (embedded only), migrated. */
 async function openMigrated(database: DatabaseTarget): Promise<Database> {
-  const db = database.kind === "embedded"
-    ? await openPglite(database.dataDir)
-    : connectPostgres(database.url, { max: 10, connectTimeout: 5 });
+  let db: Database;
+  try {
+    db = database.kind === "embedded"
+      ? await openPglite(database.dataDir)
+      : connectPostgres(database.url, { max: 10, connectTimeout: 5 });
+  } catch (error) {
+    if (error instanceof DatabaseConfigError) throw new LocalStackError(error.message);
+    throw error;
+  }
   try {
     if (database.kind === "embedded") await db.exec(supabaseBootstrapSql);
     await applyMigrations(db, await readMigrations());

@@ -76,9 +76,21 @@ export async function startServe(env: Record<string, string>, options: StartOpti
       child.kill("SIGTERM");
       return exited;
     },
-    kill: () => {
+    kill: async () => {
       process.kill(-child.pid!, "SIGKILL");
-      return exited;
+      const code = await exited;
+      // npm goes first; wait until every process of the group is gone too.
+      while (groupAlive(child.pid!)) await new Promise((resolve) => setTimeout(resolve, 20));
+      return code;
     },
   };
+}
+
+function groupAlive(groupId: number): boolean {
+  try {
+    process.kill(-groupId, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
