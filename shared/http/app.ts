@@ -48,8 +48,9 @@ export function createFunction(options: FunctionOptions): (request: Request) => 
       response = errorResponse(asHttpError(error, logger, requestId), requestId);
     }
 
+    // Every response here is one we built, so its headers can be set in place.
     const allowed = route ? [...Object.keys(route), "OPTIONS"].join(", ") : "GET, POST, DELETE, OPTIONS";
-    const headers = new Headers(response.headers);
+    const headers = response.headers;
     for (const [key, value] of Object.entries(corsHeaders(allowedOrigins, request.headers.get("origin"), allowed))) {
       headers.set(key, value);
     }
@@ -63,7 +64,7 @@ export function createFunction(options: FunctionOptions): (request: Request) => 
       request_id: requestId,
       ...(user === undefined ? {} : { user_id: user }),
     });
-    return new Response(response.body, { status: response.status, headers });
+    return response;
   };
 }
 
