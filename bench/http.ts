@@ -4,6 +4,7 @@
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { createFirebaseVerifier } from "../shared/auth/firebase-verifier.ts";
 import { generateKey } from "../shared/crypto/fernet.ts";
+import { untilAnswers } from "../shared/local/until-answers.ts";
 import { freePort } from "./free-port.ts";
 import { withScratchDatabase } from "./scratch-database.ts";
 
@@ -87,7 +88,14 @@ async function run(database: { url: string }): Promise<void> {
   server.status.then(() => (exited = true));
   try {
     const base = `http://127.0.0.1:${port}/functions/v1`;
-    await waitFor(`${base}/health`, () => exited, serverErrors);
+    await untilAnswers(`${base}/health`, {
+      timeoutMs: 10_000,
+      giveUp: () => (exited ? new Error("the server stopped while starting") : null),
+      timedOut: () => new Error(`the server did not come up at ${base}`),
+    }).catch(async (error) => {
+      const { value } = exited ? await serverErrors.read() : { value: "" };
+      throw new Error(`${error.message}: ${value ?? ""}`);
+    });
     const tokens = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => keys.idToken(`bench-user-${i + 1}`)));
     for (const token of tokens) await fetch(`${base}/users`, { method: "POST", headers: { authorization: `Bearer ${token}` } }).then((r) => r.body?.cancel());
 
@@ -212,19 +220,4 @@ async function signingKeys() {
       .sign(privateKey);
   };
   return { jwks, idToken };
-}
-
-async function waitFor(url: string, exited: () => boolean, errors: ReadableStreamDefaultReader<string>): Promise<void> {
-  for (let attempt = 0; attempt < 100 && !exited(); attempt++) {
-    try {
-      const response = await fetch(url);
-      await response.body?.cancel();
-      if (response.ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  const { value } = exited() ? await errors.read() : { value: "" };
-  throw new Error(`the server did not come up at ${url}: ${value ?? ""}`);
 }

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalStackError } from "./errors.ts";
 import { freePort } from "./ports.ts";
+import { untilAnswers } from "./until-answers.ts";
 
 const FIREBASE_CLI = fileURLToPath(new URL("../../node_modules/firebase-tools/lib/bin/firebase.js", import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
@@ -55,32 +56,21 @@ export async function startAuthEmulator(options: AuthEmulatorOptions, signal?: A
 
   const stop = () => stopChild(child).finally(() => rm(workDir, { recursive: true, force: true }));
   try {
-    await waitUntilReady(`http://${host}:${port}/`, child, () => output, signal);
+    await untilAnswers(`http://${host}:${port}/`, {
+      timeoutMs: READY_TIMEOUT_MS,
+      giveUp: () => {
+        if (signal?.aborted) return new LocalStackError("the Firebase Auth emulator was stopped while starting");
+        if (child.exitCode === null && child.signalCode === null) return null;
+        const last = output.trim().split("\n").filter(Boolean).at(-1) ?? "no output";
+        return new LocalStackError(`the Firebase Auth emulator stopped while starting: ${last.trim()}`);
+      },
+      timedOut: () => new LocalStackError(`the Firebase Auth emulator did not start within ${READY_TIMEOUT_MS / 1000} s`),
+    });
   } catch (error) {
     await stop();
     throw error;
   }
   return { address: `${host}:${port}`, stop };
-}
-
-async function waitUntilReady(url: string, child: ChildProcess, output: () => string, signal?: AbortSignal): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (signal?.aborted) throw new LocalStackError("the Firebase Auth emulator was stopped while starting");
-    if (child.exitCode !== null || child.signalCode !== null) {
-      const last = output().trim().split("\n").filter(Boolean).at(-1) ?? "no output";
-      throw new LocalStackError(`the Firebase Auth emulator stopped while starting: ${last.trim()}`);
-    }
-    try {
-      const response = await fetch(url);
-      await response.body?.cancel();
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new LocalStackError(`the Firebase Auth emulator did not start within ${READY_TIMEOUT_MS / 1000} s`);
 }
 
 // SIGINT is the CLI's own "stop": it exports the accounts, then exits.
