@@ -22,7 +22,12 @@ export function databaseTarget(env: Record<string, string | undefined>): Databas
     if (problem) throw new DatabaseConfigError(problem);
     return { kind: "postgres", url, variable };
   }
-  return { kind: "embedded", dataDir: env.DMS_DATA_DIR?.trim() || DEFAULT_DATA_DIR };
+  return { kind: "embedded", dataDir: dataDirFrom(env) };
+}
+
+/** DMS_DATA_DIR, or the default: where the embedded database (and `npm start`'s state) lives. */
+export function dataDirFrom(env: Record<string, string | undefined>): string {
+  return env.DMS_DATA_DIR?.trim() || DEFAULT_DATA_DIR;
 }
 
 export function describeTarget(target: DatabaseTarget): string {

@@ -1,4 +1,5 @@
 import type { Database } from "../db/database.ts";
+import { newestMigration } from "../db/check.ts";
 import { isDatabaseUnavailable } from "../db/unavailable.ts";
 import { createFunction, type RequestContext } from "../http/app.ts";
 import { jsonResponse } from "../http/errors.ts";
@@ -13,7 +14,7 @@ export interface HealthDependencies {
 export function healthFunction(deps: HealthDependencies): (request: Request) => Promise<Response> {
   async function health(context: RequestContext): Promise<Response> {
     try {
-      return jsonResponse(200, { status: "ok", database: "ok", schema_version: await schemaVersion(deps.db) });
+      return jsonResponse(200, { status: "ok", database: "ok", schema_version: (await newestMigration(deps.db))?.version ?? null });
     } catch (error) {
       if (!isDatabaseUnavailable(error)) throw error;
       return jsonResponse(503, {
@@ -28,17 +29,4 @@ export function healthFunction(deps: HealthDependencies): (request: Request) => 
   }
 
   return createFunction({ name: "health", routes: { "": { GET: health } }, logger: deps.logger, allowedOrigins: deps.allowedOrigins });
-}
-
-// The newest migration recorded by `supabase db push` or our migrator; null without a history.
-async function schemaVersion(db: Database): Promise<string | null> {
-  try {
-    const [row] = await db.query<{ version: string | null }>(
-      "SELECT max(version) AS version FROM supabase_migrations.schema_migrations",
-    );
-    return row?.version ?? null;
-  } catch (error) {
-    if ((error as { code?: unknown }).code === "42P01" || (error as { code?: unknown }).code === "3F000") return null;
-    throw error;
-  }
 }

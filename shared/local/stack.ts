@@ -4,7 +4,7 @@ import { buildLocalServer, type LocalServer } from "../app/server.ts";
 import { describeConnectionError } from "../db/connection-error.ts";
 import type { Database } from "../db/database.ts";
 import { applyMigrations, MigrationError, readMigrations } from "../db/migrations.ts";
-import { DatabaseConfigError, databaseTarget, DEFAULT_DATA_DIR, describeTarget, type DatabaseTarget } from "../db/open.ts";
+import { dataDirFrom, DatabaseConfigError, databaseTarget, describeTarget, type DatabaseTarget } from "../db/open.ts";
 import { openPglite } from "../db/pglite.ts";
 import { connectPostgres } from "../db/postgres.ts";
 import { supabaseBootstrapSql } from "../db/supabase-bootstrap.ts";
@@ -34,7 +34,7 @@ export interface LocalStack extends LocalServer {
 export async function startLocalStack(env: Record<string, string | undefined>): Promise<LocalStack> {
   const database = target(env);
   const port = Number(env.PORT || 54321);
-  const dataDir = env.DMS_DATA_DIR?.trim() || DEFAULT_DATA_DIR;
+  const dataDir = dataDirFrom(env);
   const projectId = env.FIREBASE_PROJECT_ID?.trim() || DEFAULT_PROJECT_ID;
   const [emulatorHost, emulatorPort] = hostAndPort(env.FIREBASE_AUTH_EMULATOR_HOST?.trim() || DEFAULT_EMULATOR_HOST);
   if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new LocalStackError("PORT is not a port number");
