@@ -108,3 +108,23 @@ describe("parallel POST /dexcom-tokens claiming one Dexcom account from differen
     expect(holders).toHaveLength(1);
   });
 });
+
+// The race above is narrow (a first request commits between another's look by uid and its look by
+// email), so it is also run many times straight against the database function.
+describe("many rounds of racing first registrations in SQL", () => {
+  const ROUNDS = 100;
+  const PARALLEL = 20;
+
+  it("creates the user once per round and finds it for every other request", async () => {
+    const outcomes = new Map<string, number>();
+    for (let round = 0; round < ROUNDS; round++) {
+      const uid = `sql-race-${round}`;
+      const results = await Promise.all(
+        Array.from({ length: PARALLEL }, () =>
+          db().query<{ outcome: string }>("SELECT outcome FROM dms.register_user($1, $2, true)", [uid, `${uid}@example.com`])),
+      );
+      for (const [row] of results) outcomes.set(row!.outcome, (outcomes.get(row!.outcome) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(outcomes)).toEqual({ created: ROUNDS, unchanged: ROUNDS * (PARALLEL - 1) });
+  });
+});

@@ -56,6 +56,11 @@ BEGIN
             ORDER BY u.firebase_uid IS NOT NULL DESC, u.email = p_email DESC, u.id
             LIMIT 1 FOR UPDATE;
             IF FOUND THEN
+                -- Our own row, committed by a concurrent first request after we looked by uid:
+                -- look again by uid.
+                IF v.firebase_uid = p_firebase_uid THEN
+                    CONTINUE;
+                END IF;
                 -- A row from before Firebase is adopted only by a verified owner of the address.
                 IF v.firebase_uid IS NOT NULL OR NOT p_email_verified THEN
                     v_outcome := 'email_in_use';
