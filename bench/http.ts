@@ -4,8 +4,8 @@
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { createFirebaseVerifier } from "../shared/auth/firebase-verifier.ts";
 import { generateKey } from "../shared/crypto/fernet.ts";
+import { freePort } from "../shared/local/ports.ts";
 import { untilAnswers } from "../shared/local/until-answers.ts";
-import { freePort } from "./free-port.ts";
 import { withScratchDatabase } from "./scratch-database.ts";
 
 const CONNECTIONS = 32;
@@ -38,7 +38,8 @@ const SCENARIOS: Scenario[] = [
     method: "GET",
     fn: "dexcom-tokens",
     sql: `SELECT u.is_active, t.id, t.token_type, t.scope, t.expires_at, t.created_at, t.updated_at
-      FROM users u LEFT JOIN LATERAL (SELECT * FROM dexcom_tokens t WHERE t.user_id = u.id AND t.is_revoked IS NOT TRUE
+      FROM users u LEFT JOIN LATERAL (SELECT t.id, t.token_type, t.scope, t.expires_at, t.created_at, t.updated_at
+      FROM dexcom_tokens t WHERE t.user_id = u.id AND t.is_revoked IS NOT TRUE
       ORDER BY t.created_at DESC NULLS LAST, t.id DESC LIMIT 1) t ON true WHERE u.firebase_uid = 'bench-user-' || :n;`,
   },
   {
@@ -69,7 +70,7 @@ async function run(database: { url: string }): Promise<void> {
   const keys = await signingKeys();
   const jwks = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () =>
     Response.json(keys.jwks, { headers: { "cache-control": "public, max-age=3600" } }));
-  const port = freePort();
+  const port = await freePort();
   const server = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", new URL("../scripts/serve.ts", import.meta.url).pathname],
     env: {

@@ -1,7 +1,7 @@
 // How long a person waits: `npm start` until ready (on a fresh and on an existing data directory),
 // and the cold start of one function under Deno (process start to first answered request).
 import { generateKey } from "../shared/crypto/fernet.ts";
-import { freePort } from "./free-port.ts";
+import { freePort } from "../shared/local/ports.ts";
 import { withScratchDatabase } from "./scratch-database.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
@@ -29,11 +29,16 @@ export async function benchStartup(): Promise<void> {
 }
 
 async function timeNpmStart(dataDir: string): Promise<{ functions: number; ready: number }> {
+  const env = {
+    DMS_DATA_DIR: dataDir,
+    PORT: String(await freePort()),
+    FIREBASE_AUTH_EMULATOR_HOST: `127.0.0.1:${await freePort()}`,
+  };
   const started = performance.now();
   const child = new Deno.Command("npm", {
     args: ["run", "-s", "start"],
     cwd: REPO,
-    env: { DMS_DATA_DIR: dataDir, PORT: String(freePort()), FIREBASE_AUTH_EMULATOR_HOST: `127.0.0.1:${freePort()}` },
+    env,
     stdout: "null",
     stderr: "piped",
   }).spawn();
@@ -54,7 +59,7 @@ async function timeNpmStart(dataDir: string): Promise<{ functions: number; ready
 }
 
 async function coldStart(name: string, databaseUrl: string): Promise<number> {
-  const port = freePort();
+  const port = await freePort();
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", `functions/${name}/index.ts`],

@@ -77,7 +77,7 @@ function paddedJson(value: unknown, size: number): string {
 }
 
 const claimsOf = (overrides: Record<string, unknown>) => ({ sub: CALLER, email: `${CALLER}@example.com`, ...overrides });
-const mint = (overrides: Record<string, unknown> = {}) => backend.keys.idToken(claimsOf(overrides));
+const mint = (overrides: Record<string, unknown> = {}) => backend.token(CALLER, overrides);
 
 // --- the table -------------------------------------------------------------------------------
 

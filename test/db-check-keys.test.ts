@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encrypt, generateKey, importFernetKey, keyId } from "../shared/crypto/fernet.ts";
 import type { FernetKey } from "../shared/crypto/fernet.ts";
@@ -6,14 +5,8 @@ import { migratedPostgres } from "./support/databases.ts";
 import type { TestDatabase } from "./support/databases.ts";
 import { npmRun } from "./support/run.ts";
 import { insertTokenRows } from "./support/token-rows.ts";
+import { pythonFixtures as fixtures } from "./support/python-fixtures.ts";
 
-const fixtures = JSON.parse(
-  readFileSync(new URL("./fixtures/fernet/python-fixtures.json", import.meta.url), "utf8"),
-) as {
-  keys: { primary: string; previous: string };
-  tokens: { name: string; token: string }[];
-  multi_fernet: { old_token: string };
-};
 const KEYS = { primary: fixtures.keys.primary, previous: fixtures.keys.previous, unknown: generateKey() };
 const primary = await importFernetKey(KEYS.primary);
 const previous = await importFernetKey(KEYS.previous);

@@ -2,16 +2,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openPglite } from "../shared/db/pglite.ts";
-import { supabaseBootstrapSql } from "../shared/db/supabase-bootstrap.ts";
-import { applyMigrations, readMigrations } from "../shared/db/migrations.ts";
-import { migratedPostgres, type TestDatabase } from "./support/databases.ts";
+import { readMigrations } from "../shared/db/migrations.ts";
+import { migratedPglite, migratedPostgres, type TestDatabase } from "./support/databases.ts";
 import { closedPort, passwordRefusingServer, silentServer } from "./support/fake-postgres.ts";
 import { npmRun, type RunResult } from "./support/run.ts";
 
 const PASSWORD = "Sup3r-Secret-Pa55";
-const migrations = await readMigrations();
-const newest = migrations.at(-1)!;
+const newest = (await readMigrations()).at(-1)!;
+/** A database URL with the password, at a local port. */
+const urlAtPort = (port: number) => `postgresql://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`;
 
 function expectOneClearLine(result: RunResult, pattern: RegExp) {
   expect(result.code).toBe(1);
@@ -48,25 +47,18 @@ describe("npm run db:check", () => {
 
   it("says when the server is down", async () => {
     const port = await closedPort();
-    const result = await npmRun("db:check", [], { DATABASE_URL: `postgresql://postgres:${PASSWORD}@127.0.0.1:${port}/postgres` });
+    const result = await npmRun("db:check", [], { DATABASE_URL: urlAtPort(port) });
     expectOneClearLine(result, /connection refused/);
   });
 
-  it("says when the password is wrong, without the password", async () => {
-    const server = await passwordRefusingServer();
+  it.each([
+    ["says when the password is wrong, without the password", passwordRefusingServer, /authentication failed/],
+    ["gives up on a server that never answers", silentServer, /timed out/],
+  ])("%s", async (_name, startServer, pattern) => {
+    const server = await startServer();
     try {
-      const result = await npmRun("db:check", [], { DATABASE_URL: `postgresql://postgres:${PASSWORD}@127.0.0.1:${server.port}/postgres` });
-      expectOneClearLine(result, /authentication failed/);
-    } finally {
-      await server.close();
-    }
-  });
-
-  it("gives up on a server that never answers", async () => {
-    const server = await silentServer();
-    try {
-      const result = await npmRun("db:check", [], { DATABASE_URL: `postgresql://postgres:${PASSWORD}@127.0.0.1:${server.port}/postgres` });
-      expectOneClearLine(result, /timed out/);
+      const result = await npmRun("db:check", [], { DATABASE_URL: urlAtPort(server.port) });
+      expectOneClearLine(result, pattern);
     } finally {
       await server.close();
     }
@@ -97,10 +89,7 @@ describe("npm run db:check", () => {
     });
 
     it("reports PGlite and its newest migration", async () => {
-      const db = await openPglite(dataDir);
-      await db.exec(supabaseBootstrapSql);
-      await applyMigrations(db, migrations);
-      await db.close();
+      await (await migratedPglite(dataDir)).close();
       const result = await npmRun("db:check", [], { DMS_DATA_DIR: dataDir });
       expect(result.stderr).toBe("");
       expect(result.stdout).toContain(`database: embedded PGlite in ${dataDir}`);

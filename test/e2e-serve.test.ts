@@ -6,6 +6,7 @@ import { readMigrations } from "../shared/db/migrations.ts";
 import { migratedPostgres, type TestDatabase } from "./support/databases.ts";
 import { createTestKeys, type TestKeys } from "./support/firebase-tokens.ts";
 import { serveJwks } from "./support/jwks-http-server.ts";
+import { rejection } from "./support/rejection.ts";
 import { type ServeProcess, startServe } from "./support/serve-process.ts";
 
 // Node 20 has no WebSocket; supabase-js wants one for realtime, which the app does not use here.
@@ -29,13 +30,9 @@ function clientFor(uid: string, claims: Record<string, unknown> = {}): DmsClient
 }
 
 async function apiError(promise: Promise<unknown>): Promise<DmsApiError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof DmsApiError) return error;
-    throw error;
-  }
-  throw new Error("expected a DmsApiError");
+  const error = await rejection(promise);
+  if (error instanceof DmsApiError) return error;
+  throw error;
 }
 
 beforeAll(async () => {
@@ -92,10 +89,7 @@ describe("npm run serve under Deno, driven by the typed client over supabase-js"
     expect(invalid.requestId).toMatch(/^[A-Za-z0-9._-]{1,128}$/);
     expect(invalid.details?.map((d) => d.path).sort()).toEqual(["access_token", "expires_in"]);
 
-    const expired = createDmsClient({
-      supabase: createClient(server.baseUrl, "local-anon-key", { auth: { persistSession: false }, realtime: { transport: NoWebSocket as never } }),
-      getIdToken: () => keys.idToken({ sub: "e2e-errors", exp: Math.floor(Date.now() / 1000) - 60 }),
-    });
+    const expired = clientFor("e2e-errors", { exp: Math.floor(Date.now() / 1000) - 60 });
     expect(await apiError(expired.users.get())).toMatchObject({ status: 401, code: "token_expired" });
   });
 

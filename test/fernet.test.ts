@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { rejection } from "./support/rejection.ts";
 import { decryptInPython, hasPythonCryptography } from "./support/python-fernet.ts";
 import { describe, expect, it } from "vitest";
@@ -12,27 +11,8 @@ import {
   InvalidToken,
 } from "../shared/crypto/fernet.ts";
 import type { FernetKey } from "../shared/crypto/fernet.ts";
+import { pythonFixtures as fixtures } from "./support/python-fixtures.ts";
 
-type KeyName = "primary" | "previous" | "other";
-interface TokenCase {
-  name: string;
-  key: KeyName;
-  time: number;
-  iv_hex: string;
-  plaintext_b64: string;
-  token: string;
-}
-interface Fixtures {
-  keys: Record<KeyName, string>;
-  tokens: TokenCase[];
-  deterministic: TokenCase[];
-  invalid: { name: string; key: KeyName; token: string }[];
-  ttl: { name: string; key: KeyName; token: string; ttl: number; now: number; valid: boolean }[];
-}
-
-const fixtures = JSON.parse(
-  readFileSync(new URL("./fixtures/fernet/python-fixtures.json", import.meta.url), "utf8"),
-) as Fixtures;
 const keys = {
   primary: await importFernetKey(fixtures.keys.primary),
   previous: await importFernetKey(fixtures.keys.previous),

@@ -330,35 +330,18 @@ describe("Firebase ID token verifier", () => {
       expect(endpoint.requests).toBe(1);
     });
 
-    it("refetches when Cache-Control max-age runs out", async () => {
-      const { verifier, endpoint } = setup({ cacheControl: "public, max-age=100, must-revalidate" });
+    // [title, key set endpoint, seconds the first fetch still serves, seconds more until a refetch]
+    it.each<[string, JwksHandlerOptions, number, number]>([
+      ["refetches when Cache-Control max-age runs out", { cacheControl: "public, max-age=100, must-revalidate" }, 99, 1],
+      ["honours Google's usual max-age", {}, 19044, 2],
+      ["keeps the key set one hour without max-age", { cacheControl: null }, 3599, 2],
+    ])("%s", async (_, endpointOptions, stillCached, untilRefetch) => {
+      const { verifier, endpoint } = setup(endpointOptions);
       await verifier.verify(await keys.idToken());
-      clock += seconds(99);
-      await verifier.verify(await keys.idToken());
-      expect(endpoint.requests).toBe(1);
-      clock += seconds(1);
-      await verifier.verify(await keys.idToken());
-      expect(endpoint.requests).toBe(2);
-    });
-
-    it("honours Google's usual max-age", async () => {
-      const { verifier, endpoint } = setup();
-      await verifier.verify(await keys.idToken());
-      clock += seconds(19044);
+      clock += seconds(stillCached);
       await verifier.verify(await keys.idToken());
       expect(endpoint.requests).toBe(1);
-      clock += seconds(2);
-      await verifier.verify(await keys.idToken());
-      expect(endpoint.requests).toBe(2);
-    });
-
-    it("keeps the key set one hour without max-age", async () => {
-      const { verifier, endpoint } = setup({ cacheControl: null });
-      await verifier.verify(await keys.idToken());
-      clock += seconds(3599);
-      await verifier.verify(await keys.idToken());
-      expect(endpoint.requests).toBe(1);
-      clock += seconds(2);
+      clock += seconds(untilRefetch);
       await verifier.verify(await keys.idToken());
       expect(endpoint.requests).toBe(2);
     });

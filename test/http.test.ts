@@ -2,13 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFunction } from "../shared/http/app.ts";
 import { jsonLogger } from "../shared/http/log.ts";
 import { requestIdFor } from "../shared/http/request-id.ts";
-import { startTestBackend, type TestBackend } from "./support/backend.ts";
+import { BASE_URL, startTestBackend, type TestBackend, toResult } from "./support/backend.ts";
 import {
-  BASE_URL,
   CONTRACT_ALLOWED_HEADERS,
   ERROR_KEYS,
   registeredCaller,
-  toResult,
   tokenBody,
 } from "./support/contract-helpers.ts";
 

@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { decrypt, encrypt, extractTimestamp, generateKey, importFernetKey, keyId } from "../shared/crypto/fernet.ts";
 import type { FernetKey } from "../shared/crypto/fernet.ts";
@@ -12,17 +11,9 @@ import { cleanEnv, npmRun } from "./support/run.ts";
 import type { RunResult } from "./support/run.ts";
 import { REPO_ROOT } from "./support/supabase-cli.ts";
 import { insertTokenRows, tokenRows } from "./support/token-rows.ts";
+import { pythonFixtures as fixtures } from "./support/python-fixtures.ts";
 import { rotateTokens } from "../shared/tools/keys-rotate.ts";
 
-interface Fixtures {
-  keys: { primary: string; previous: string; other: string };
-  tokens: { name: string; key: string; time: number; plaintext_b64: string; token: string }[];
-  multi_fernet: { plaintext_b64: string; old_token: string; old_timestamp: number };
-}
-
-const fixtures = JSON.parse(
-  readFileSync(new URL("./fixtures/fernet/python-fixtures.json", import.meta.url), "utf8"),
-) as Fixtures;
 // The primary, two keys it replaced, and one the ring has never seen.
 const KEYS = { primary: fixtures.keys.primary, oldA: fixtures.keys.previous, oldB: fixtures.keys.other, unknown: generateKey() };
 const primary = await importFernetKey(KEYS.primary);

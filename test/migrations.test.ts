@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { openPglite } from "../shared/db/pglite.ts";
 import { supabaseBootstrapSql } from "../shared/db/supabase-bootstrap.ts";
 import { applyMigrations, appliedVersions, MigrationError, readMigrations } from "../shared/db/migrations.ts";
-import { emptyPostgres, type TestDatabase } from "./support/databases.ts";
+import { emptyPostgres, migratedPglite, type TestDatabase } from "./support/databases.ts";
 import { insertToken, insertUser } from "./support/rows.ts";
 
 const migrations = await readMigrations();
@@ -42,10 +42,8 @@ describe("the migrator", () => {
   });
 
   it("records history as the CLI does, applies nothing twice, and refuses a newer database", async () => {
-    const db = await openPglite();
+    const db = await migratedPglite();
     try {
-      await db.exec(supabaseBootstrapSql);
-      await applyMigrations(db, migrations);
       expect(await applyMigrations(db, migrations)).toEqual([]);
       const history = await db.query("SELECT version, name, statements FROM supabase_migrations.schema_migrations ORDER BY version");
       expect(history).toEqual(migrations.map((m) => ({ version: m.version, name: m.name, statements: [m.sql] })));

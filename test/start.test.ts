@@ -3,12 +3,13 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readMigrations } from "../shared/db/migrations.ts";
 import { openPglite } from "../shared/db/pglite.ts";
-import { supabaseBootstrapSql } from "../shared/db/supabase-bootstrap.ts";
-import { applyMigrations, readMigrations } from "../shared/db/migrations.ts";
+import { freePort } from "../shared/local/ports.ts";
+import { migratedPglite } from "./support/databases.ts";
 import { closedPort } from "./support/fake-postgres.ts";
 import { npmRun } from "./support/run.ts";
-import { freePort, type ServeProcess, startServe } from "./support/serve-process.ts";
+import { type ServeProcess, startServe } from "./support/serve-process.ts";
 
 const READY = /DMS backend ready in/;
 let dataRoot: string;
@@ -91,6 +92,7 @@ describe("npm start", () => {
     }
   });
 
+  // Starts the whole stack twice (the emulator alone takes about 6 s each): more time than most.
   it("loses no acknowledged write when killed hard in the middle of writes", async () => {
     const server = await start(dataDir);
     const token = await devToken("person@example.com");
@@ -131,7 +133,7 @@ describe("npm start", () => {
     } finally {
       await db.close();
     }
-  });
+  }, 90_000);
 });
 
 describe("npm start refuses, in one line", () => {
@@ -170,9 +172,7 @@ describe("npm start refuses, in one line", () => {
 
   it("a database migrated by newer code", async () => {
     const dataDir = join(dataRoot, "from-the-future");
-    const db = await openPglite(dataDir);
-    await db.exec(supabaseBootstrapSql);
-    await applyMigrations(db, await readMigrations());
+    const db = await migratedPglite(dataDir);
     await db.query("INSERT INTO supabase_migrations.schema_migrations (version, name) VALUES ('29990101000000', 'future')");
     await db.close();
     expect(await refusal({ DMS_DATA_DIR: dataDir })).toMatch(/29990101000000.*does not know/);

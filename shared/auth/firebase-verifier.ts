@@ -16,7 +16,7 @@ export const GOOGLE_JWKS_URL =
   "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com";
 
 // Enough for ordinary drift between Google's clock and ours, too little to matter for expiry.
-export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 5;
+const DEFAULT_CLOCK_TOLERANCE_SECONDS = 5;
 
 // Firebase ID tokens are about 1 KB; custom claims add at most 1000 bytes. Anything far larger is
 // not worth decoding.
@@ -152,10 +152,12 @@ async function readSigned(
   return parseClaims(payload);
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 function parseClaims(payload: Uint8Array): Record<string, unknown> {
   let claims: unknown;
   try {
-    claims = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
+    claims = JSON.parse(utf8.decode(payload));
   } catch {
     throw new TokenRejected("malformed");
   }

@@ -6,9 +6,11 @@
 import { importJWK } from "jose";
 import type { JWK } from "jose";
 
-export const DEFAULT_MAX_AGE_SECONDS = 3600;
-export const DEFAULT_REFETCH_COOLDOWN_SECONDS = 60;
-export const DEFAULT_FETCH_TIMEOUT_MS = 5000;
+// Used when the response has no usable Cache-Control max-age.
+const DEFAULT_MAX_AGE_MS = 3_600_000;
+// Least time between two fetches, unless no key set has ever been fetched.
+const REFETCH_COOLDOWN_MS = 60_000;
+const DEFAULT_FETCH_TIMEOUT_MS = 5000;
 
 // Distinct from a rejected token: the caller cannot be judged at all, so the HTTP layer answers 503.
 export class KeySetUnavailable extends Error {
@@ -23,10 +25,6 @@ export interface JwksCacheOptions {
   fetch?: typeof fetch | undefined;
   /** Milliseconds since the epoch. */
   now?: (() => number) | undefined;
-  /** Used when the response has no usable Cache-Control max-age. */
-  defaultMaxAgeSeconds?: number | undefined;
-  /** Least time between two fetches, unless no key set has ever been fetched. */
-  refetchCooldownSeconds?: number | undefined;
   fetchTimeoutMs?: number | undefined;
 }
 
@@ -47,8 +45,6 @@ export function createJwksCache(options: JwksCacheOptions): JwksCache {
   // Looked up on each call rather than captured, so a fetch patched after start-up (msw) is used.
   const fetchKeySet = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const now = options.now ?? Date.now;
-  const defaultMaxAgeMs = (options.defaultMaxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS) * 1000;
-  const cooldownMs = (options.refetchCooldownSeconds ?? DEFAULT_REFETCH_COOLDOWN_SECONDS) * 1000;
   const timeoutMs = options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
 
   let current: KeySet | null = null;
@@ -87,13 +83,13 @@ export function createJwksCache(options: JwksCacheOptions): JwksCache {
       throw new KeySetUnavailable("cannot fetch the Firebase key set: the response is not JSON", { cause: error });
     }
     const keys = await importKeys(body);
-    return { keys, expiresAt: now() + freshnessMs(response.headers, defaultMaxAgeMs) };
+    return { keys, expiresAt: now() + freshnessMs(response.headers) };
   }
 
   // Joins a fetch under way, or starts one when the cooldown allows. Stale-if-error: a refetch
   // that fails leaves the keys we have in place, and the next attempt waits for the cooldown.
   async function refreshIfAllowed(): Promise<void> {
-    if (inFlight === null && now() - lastAttemptAt < cooldownMs) return;
+    if (inFlight === null && now() - lastAttemptAt < REFETCH_COOLDOWN_MS) return;
     try {
       await refresh();
     } catch (error) {
@@ -136,9 +132,9 @@ async function importKeys(body: unknown): Promise<Map<string, CryptoKey>> {
 }
 
 // The response's remaining freshness: max-age less the Age a cache in between has already used up.
-function freshnessMs(headers: Headers, defaultMs: number): number {
+function freshnessMs(headers: Headers): number {
   const maxAge = /(?:^|,)\s*max-age\s*=\s*"?(\d+)"?\s*(?:,|$)/i.exec(headers.get("cache-control") ?? "")?.[1];
-  if (maxAge === undefined) return defaultMs;
+  if (maxAge === undefined) return DEFAULT_MAX_AGE_MS;
   const age = Number(/^\s*(\d+)\s*$/.exec(headers.get("age") ?? "")?.[1] ?? 0);
   return Math.max(0, Number(maxAge) - age) * 1000;
 }

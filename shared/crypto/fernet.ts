@@ -118,9 +118,7 @@ export async function encrypt(
 }
 
 export async function decrypt(key: FernetKey, token: string, options: DecryptOptions = {}): Promise<Uint8Array> {
-  const opened = await open(key, token, options);
-  if (opened === null) throw new InvalidToken();
-  return opened.plaintext;
+  return (await decryptWithTimestamp(key, token, options)).plaintext;
 }
 
 // For key rotation, which re-encrypts under the original timestamp.
@@ -136,16 +134,21 @@ export async function decryptWithTimestamp(
 
 // Like Python's `extract_timestamp`: the signature is checked, so the time is the one the key holder wrote.
 export async function extractTimestamp(key: FernetKey, token: string): Promise<number> {
-  const data = parseToken(token);
-  const timestamp = data === null ? null : readTimestamp(data);
-  if (data === null || timestamp === null || !(await hasValidSignature(key, data))) throw new InvalidToken();
+  const timestamp = await signedTimestamp(key, token);
+  if (timestamp === null) throw new InvalidToken();
   return timestamp;
 }
 
 // Tells which key wrote a token by its signature alone, without decrypting anything.
 export async function isSignedBy(key: FernetKey, token: string): Promise<boolean> {
+  return (await signedTimestamp(key, token)) !== null;
+}
+
+async function signedTimestamp(key: FernetKey, token: string): Promise<number | null> {
   const data = parseToken(token);
-  return data !== null && readTimestamp(data) !== null && (await hasValidSignature(key, data));
+  if (data === null) return null;
+  const timestamp = readTimestamp(data);
+  return timestamp !== null && (await hasValidSignature(key, data)) ? timestamp : null;
 }
 
 // The checks run in the order of Python's `_decrypt_data`: clock, then signature, and only a token

@@ -30,14 +30,22 @@ export async function loadKeyRing(env: KeyRingEnv): Promise<KeyRing> {
   if (primary === "") throw new KeyRingConfigError("ENCRYPTION_KEY is not set");
   const primaryKey = await importConfigured(primary, "ENCRYPTION_KEY");
 
-  // Entries are numbered by their position in the variable, so an operator can count commas to find one.
   const previousKeys: FernetKey[] = [];
-  const entries = (env.PREVIOUS_ENCRYPTION_KEYS ?? "").split(",");
-  for (const [index, entry] of entries.entries()) {
-    const text = entry.trim();
-    if (text !== "") previousKeys.push(await importConfigured(text, `PREVIOUS_ENCRYPTION_KEYS entry ${index + 1}`));
+  for (const { position, text } of previousKeyEntries(env)) {
+    previousKeys.push(await importConfigured(text, `PREVIOUS_ENCRYPTION_KEYS entry ${position}`));
   }
   return new KeyRing(primaryKey, previousKeys);
+}
+
+/**
+ * The keys of PREVIOUS_ENCRYPTION_KEYS, in the ring's order, each with its position in the variable
+ * (from 1, blanks counted), so that an operator can count commas to find one.
+ */
+export function previousKeyEntries(env: KeyRingEnv): { position: number; text: string }[] {
+  return (env.PREVIOUS_ENCRYPTION_KEYS ?? "").split(",").flatMap((entry, index) => {
+    const text = entry.trim();
+    return text === "" ? [] : [{ position: index + 1, text }];
+  });
 }
 
 export class KeyRing {

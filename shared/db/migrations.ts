@@ -62,8 +62,9 @@ export async function applyMigrations(db: Database, migrations: Migration[]): Pr
       return fn(tx);
     });
   await serialized((tx) => tx.exec(HISTORY_DDL));
+  const recorded = await appliedVersions(db);
   const known = new Set(migrations.map((m) => m.version));
-  const unknown = (await appliedVersions(db)).filter((version) => !known.has(version));
+  const unknown = recorded.filter((version) => !known.has(version));
   if (unknown.length > 0) {
     throw new MigrationError(
       `the database has migration ${unknown.at(-1)}, which this code does not know; ` +
@@ -71,7 +72,9 @@ export async function applyMigrations(db: Database, migrations: Migration[]): Pr
     );
   }
   const applied: string[] = [];
-  for (const migration of migrations) {
+  // Recorded ones cost no transaction each, so starting on a migrated database stays cheap; the
+  // check under the lock still catches a process that got there first.
+  for (const migration of migrations.filter((m) => !recorded.includes(m.version))) {
     const done = await serialized(async (tx) => {
       const [row] = await tx.query(
         "SELECT 1 FROM supabase_migrations.schema_migrations WHERE version = $1",

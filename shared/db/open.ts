@@ -9,7 +9,7 @@ export type DatabaseTarget =
   | { kind: "postgres"; url: string; variable: string }
   | { kind: "embedded"; dataDir: string };
 
-export const DEFAULT_DATA_DIR = ".data/pglite";
+const DEFAULT_DATA_DIR = ".data/pglite";
 
 export { DatabaseConfigError };
 

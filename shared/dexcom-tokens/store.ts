@@ -55,7 +55,7 @@ export async function activeToken(
     `SELECT u.is_active, t.id, t.token_type, t.scope, t.expires_at, t.created_at, t.updated_at
      FROM users u
      LEFT JOIN LATERAL (
-       SELECT * FROM dexcom_tokens t
+       SELECT t.id, t.token_type, t.scope, t.expires_at, t.created_at, t.updated_at FROM dexcom_tokens t
        WHERE t.user_id = u.id AND t.is_revoked IS NOT TRUE
        ORDER BY t.created_at DESC NULLS LAST, t.id DESC
        LIMIT 1

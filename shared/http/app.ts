@@ -1,4 +1,3 @@
-import { KeySetUnavailable } from "../auth/firebase-verifier.ts";
 import { isDatabaseUnavailable } from "../db/unavailable.ts";
 import { corsHeaders } from "./cors.ts";
 import { databaseUnavailable, errorResponse, HttpError, internalError } from "./errors.ts";
@@ -9,7 +8,6 @@ export type Method = "GET" | "POST" | "DELETE";
 
 export interface RequestContext {
   request: Request;
-  url: URL;
   requestId: string;
   /** Names the caller in this request's log line. */
   setUser(uid: string): void;
@@ -33,25 +31,27 @@ export interface FunctionOptions {
  */
 export function createFunction(options: FunctionOptions): (request: Request) => Promise<Response> {
   const { name, routes, logger, allowedOrigins } = options;
+  // Allow and CORS name each path's methods: worked out once, not on every request.
+  const allowed = new Map(Object.values(routes).map((route) => [route, [...Object.keys(route), "OPTIONS"].join(", ")]));
   return async (request) => {
     const started = performance.now();
     const requestId = requestIdFor(request);
     const url = new URL(request.url);
     const path = pathInside(name, url.pathname);
     const route = path === null ? undefined : routes[path];
+    const methods = route ? allowed.get(route)! : "GET, POST, DELETE, OPTIONS";
     let user: string | undefined;
 
     let response: Response;
     try {
-      response = await dispatch(request, route, { request, url, requestId, setUser: (uid) => (user = uid) });
+      response = await dispatch(request, route, methods, { request, requestId, setUser: (uid) => (user = uid) });
     } catch (error) {
       response = errorResponse(asHttpError(error, logger, requestId), requestId);
     }
 
     // Every response here is one we built, so its headers can be set in place.
-    const allowed = route ? [...Object.keys(route), "OPTIONS"].join(", ") : "GET, POST, DELETE, OPTIONS";
     const headers = response.headers;
-    for (const [key, value] of Object.entries(corsHeaders(allowedOrigins, request.headers.get("origin"), allowed))) {
+    for (const [key, value] of Object.entries(corsHeaders(allowedOrigins, request.headers.get("origin"), methods))) {
       headers.set(key, value);
     }
     headers.set("x-request-id", requestId);
@@ -71,13 +71,13 @@ export function createFunction(options: FunctionOptions): (request: Request) => 
 async function dispatch(
   request: Request,
   route: Partial<Record<Method, RouteHandler>> | undefined,
+  allow: string,
   context: RequestContext,
 ): Promise<Response> {
   if (request.method === "OPTIONS") return new Response(null, { status: 204 });
   if (route === undefined) throw new HttpError(404, "not_found", "There is nothing at this path.");
   const handler = route[request.method as Method];
   if (handler === undefined) {
-    const allow = [...Object.keys(route), "OPTIONS"].join(", ");
     throw new HttpError(405, "method_not_allowed", `Use ${allow} here.`, { headers: { allow } });
   }
   return await handler(context);
@@ -97,12 +97,6 @@ function asHttpError(error: unknown, logger: Logger, requestId: string): HttpErr
   if (isDatabaseUnavailable(error)) {
     logger.warn("database_unavailable", { request_id: requestId, code: (error as { code?: unknown }).code });
     return databaseUnavailable();
-  }
-  if (error instanceof KeySetUnavailable) {
-    logger.warn("auth_keys_unavailable", { request_id: requestId });
-    return new HttpError(503, "auth_unavailable", "Sign-in cannot be checked right now; please try again shortly.", {
-      headers: { "retry-after": "5" },
-    });
   }
   logger.error("unhandled_error", { request_id: requestId, ...describeError(error) });
   return internalError();

@@ -1,4 +1,4 @@
-import { type FirebaseUser, type FirebaseVerifier, TokenRejected } from "../auth/firebase-verifier.ts";
+import { type FirebaseUser, type FirebaseVerifier, KeySetUnavailable, TokenRejected } from "../auth/firebase-verifier.ts";
 import { HttpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { RequestContext } from "./app.ts";
@@ -25,6 +25,12 @@ export async function authenticate(
     context.setUser(user.uid);
     return user;
   } catch (error) {
+    if (error instanceof KeySetUnavailable) {
+      logger.warn("auth_keys_unavailable", { request_id: context.requestId });
+      throw new HttpError(503, "auth_unavailable", "Sign-in cannot be checked right now; please try again shortly.", {
+        headers: { "retry-after": "5" },
+      });
+    }
     if (!(error instanceof TokenRejected)) throw error;
     // The reason is logged so that failed sign-ins can be monitored; the token never is.
     logger.warn("auth_failed", { request_id: context.requestId, reason: error.reason });

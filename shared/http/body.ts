@@ -1,6 +1,6 @@
 import { HttpError } from "./errors.ts";
 
-export const MAX_BODY_BYTES = 65_536;
+const MAX_BODY_BYTES = 65_536;
 
 const tooLarge = () =>
   new HttpError(413, "payload_too_large", `The request body is larger than ${MAX_BODY_BYTES} bytes.`);

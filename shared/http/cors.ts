@@ -1,4 +1,4 @@
-export const ALLOWED_HEADERS = "authorization, x-client-info, apikey, content-type, x-request-id";
+const ALLOWED_HEADERS = "authorization, x-client-info, apikey, content-type, x-request-id";
 
 /**
  * CORS headers for one response. With `*` every origin may call us (the app authenticates with a

@@ -16,7 +16,7 @@ export async function ensureWritableDir(dir: string): Promise<void> {
   }
 }
 
-export const DEV_KEY_FILE = "dms-dev-encryption-key";
+const DEV_KEY_FILE = "dms-dev-encryption-key";
 
 /**
  * The development ENCRYPTION_KEY, made once and kept in the data directory so that tokens stored

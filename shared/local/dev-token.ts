@@ -7,10 +7,10 @@ const DEV_PASSWORD = "dms-development-password";
  * A Firebase ID token from the running Auth emulator for this email: the account is created on
  * first use and signed in after that.
  */
-export async function devToken(email: string, emulatorHost: string, fetchImpl: typeof fetch = fetch): Promise<string> {
+export async function devToken(email: string, emulatorHost: string): Promise<string> {
   const call = async (method: string) => {
     try {
-      return await fetchImpl(`http://${emulatorHost}/identitytoolkit.googleapis.com/v1/accounts:${method}?key=dev`, {
+      return await fetch(`http://${emulatorHost}/identitytoolkit.googleapis.com/v1/accounts:${method}?key=dev`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ email, password: DEV_PASSWORD, returnSecureToken: true }),

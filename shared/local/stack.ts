@@ -4,16 +4,14 @@ import { buildLocalServer, type LocalServer } from "../app/server.ts";
 import { describeConnectionError } from "../db/connection-error.ts";
 import type { Database } from "../db/database.ts";
 import { applyMigrations, MigrationError, readMigrations } from "../db/migrations.ts";
-import { dataDirFrom, DatabaseConfigError, databaseTarget, describeTarget, type DatabaseTarget } from "../db/open.ts";
-import { openPglite } from "../db/pglite.ts";
-import { connectPostgres } from "../db/postgres.ts";
+import { dataDirFrom, DatabaseConfigError, databaseTarget, describeTarget, type DatabaseTarget, openDatabase } from "../db/open.ts";
 import { supabaseBootstrapSql } from "../db/supabase-bootstrap.ts";
 import { type AuthEmulator, startAuthEmulator } from "./auth-emulator.ts";
 import { devEncryptionKey, ensureWritableDir } from "./data-dir.ts";
 import { LocalStackError } from "./errors.ts";
 import { assertPortFree } from "./ports.ts";
 
-export const DEFAULT_PROJECT_ID = "demo-dms";
+const DEFAULT_PROJECT_ID = "demo-dms";
 export const DEFAULT_EMULATOR_HOST = "127.0.0.1:9099";
 export const HOST = "127.0.0.1";
 
@@ -117,9 +115,7 @@ function hostAndPort(address: string): [string, number] {
 async function openMigrated(database: DatabaseTarget): Promise<Database> {
   let db: Database;
   try {
-    db = database.kind === "embedded"
-      ? await openPglite(database.dataDir)
-      : connectPostgres(database.url, { max: 10, connectTimeout: 5 });
+    db = await openDatabase(database, { create: true });
   } catch (error) {
     if (error instanceof DatabaseConfigError) throw new LocalStackError(error.message);
     throw error;

@@ -1,4 +1,4 @@
-import { loadKeyRing } from "../crypto/key-ring.ts";
+import { loadKeyRing, previousKeyEntries } from "../crypto/key-ring.ts";
 import type { KeyRing } from "../crypto/key-ring.ts";
 import { inspectDatabase } from "../db/check.ts";
 import type { Database } from "../db/database.ts";
@@ -6,6 +6,7 @@ import { countByStoredKeyId, hasKeyIdColumn, keyUsage } from "../db/key-usage.ts
 import type { KeyUsage } from "../db/key-usage.ts";
 import { databaseTarget, describeTarget, openDatabase } from "../db/open.ts";
 import type { DatabaseTarget } from "../db/open.ts";
+import { count } from "./count.ts";
 import { withDeadline } from "./deadline.ts";
 import { errorLine } from "./error-line.ts";
 
@@ -63,7 +64,7 @@ async function keyReport(db: Database, ring: KeyRing | undefined, env: Env): Pro
     await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
     return keyUsage(tx, ring);
   });
-  return keyUsageLines(usage, previousKeyPositions(env));
+  return keyUsageLines(usage, previousKeyEntries(env).map((entry) => entry.position));
 }
 
 function storedKeyLines(counts: { keyId: string | null; rows: number }[]): string[] {
@@ -78,7 +79,7 @@ function keyUsageLines(usage: KeyUsage, positions: number[]): string[] {
   const lines = [
     "token rows by key:",
     ...usage.perKey.map(({ keyId, rows }, index) => {
-      const variable = index === 0 ? "ENCRYPTION_KEY" : `PREVIOUS_ENCRYPTION_KEYS ${positions[index - 1] ?? index}`;
+      const variable = index === 0 ? "ENCRYPTION_KEY" : `PREVIOUS_ENCRYPTION_KEYS ${positions[index - 1]}`;
       return row(`${keyId}  ${variable}`, rows);
     }),
     row("under no key of the ring", usage.unknown),
@@ -93,17 +94,6 @@ function keyUsageLines(usage: KeyUsage, positions: number[]): string[] {
   return lines;
 }
 
-// Numbered by position in the variable, blanks included, as the key ring's error messages number them.
-function previousKeyPositions(env: Env): number[] {
-  return (env.PREVIOUS_ENCRYPTION_KEYS ?? "")
-    .split(",")
-    .flatMap((entry, index) => (entry.trim() === "" ? [] : [index + 1]));
-}
-
 function row(label: string, rows: number): string {
   return `  ${label.padEnd(46)}${count(rows).padStart(10)}`;
-}
-
-function count(n: number): string {
-  return n.toLocaleString("en-US");
 }

@@ -3,6 +3,7 @@ import type { KeyRing } from "../crypto/key-ring.ts";
 import type { Database } from "../db/database.ts";
 import { databaseTarget, openDatabase } from "../db/open.ts";
 import type { DatabaseTarget } from "../db/open.ts";
+import { count } from "./count.ts";
 import { withDeadline } from "./deadline.ts";
 import { errorLine } from "./error-line.ts";
 import { DEFAULT_BATCH_SIZE, rotateTokens } from "./keys-rotate.ts";
@@ -124,8 +125,4 @@ function summaryLines(summary: RotationSummary, dryRun: boolean): string[] {
     );
   }
   return lines;
-}
-
-function count(n: number): string {
-  return n.toLocaleString("en-US");
 }

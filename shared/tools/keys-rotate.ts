@@ -102,16 +102,7 @@ async function walk(
 
 function rotateBatch(db: Database, ring: KeyRing, lastId: number, limit: number, skip: readonly number[]) {
   return db.transaction(async (tx) => {
-    const rows = await tx.query<TokenRow>(
-      `SELECT id, access_token_encrypted, refresh_token_encrypted, encryption_key_id
-         FROM public.dexcom_tokens
-        WHERE id > $1 AND encryption_key_id IS DISTINCT FROM $2
-          AND id NOT IN (SELECT unnest($4::int[]))
-        ORDER BY id
-        LIMIT $3
-          FOR UPDATE SKIP LOCKED`,
-      [lastId, ring.primaryKeyId, limit, intArray(skip)],
-    );
+    const rows = await pendingRows(tx, ring, lastId, limit, skip, "FOR UPDATE SKIP LOCKED");
     // All rows at once: WebCrypto works on other threads, and keeping it busy is what makes it fast.
     const outcomes = await Promise.all(rows.map((row) => rotateRow(ring, row)));
     await writeBatch(tx, ring.primaryKeyId, outcomes);
@@ -166,14 +157,7 @@ async function writeBatch(tx: Queryable, primaryKeyId: string, outcomes: readonl
 }
 
 async function classifyBatch(db: Queryable, ring: KeyRing, lastId: number, limit: number): Promise<Outcome[]> {
-  const rows = await db.query<TokenRow>(
-    `SELECT id, access_token_encrypted, refresh_token_encrypted, encryption_key_id
-       FROM public.dexcom_tokens
-      WHERE id > $1 AND encryption_key_id IS DISTINCT FROM $2
-      ORDER BY id
-      LIMIT $3`,
-    [lastId, ring.primaryKeyId, limit],
-  );
+  const rows = await pendingRows(db, ring, lastId, limit, []);
   return Promise.all(rows.map((row) => classifyRow(ring, row)));
 }
 
@@ -186,6 +170,19 @@ async function classifyRow(ring: KeyRing, row: TokenRow): Promise<Outcome> {
   if (accessKey === null || refreshKey === null) return { id: row.id, kind: "undecryptable" };
   const underPrimary = accessKey === ring.primaryKeyId && refreshKey === ring.primaryKeyId;
   return { id: row.id, kind: row.encryption_key_id === null && underPrimary ? "current" : "to rotate" };
+}
+
+// The dry run reads with the same query, so it looks at exactly the rows a run would take.
+function pendingRows(q: Queryable, ring: KeyRing, lastId: number, limit: number, skip: readonly number[], lock = "") {
+  return q.query<TokenRow>(
+    `SELECT id, access_token_encrypted, refresh_token_encrypted, encryption_key_id
+       FROM public.dexcom_tokens
+      WHERE id > $1 AND encryption_key_id IS DISTINCT FROM $2
+        AND id NOT IN (SELECT unnest($4::int[]))
+      ORDER BY id
+      LIMIT $3 ${lock}`,
+    [lastId, ring.primaryKeyId, limit, intArray(skip)],
+  );
 }
 
 // NOT IN over a subquery is hashed once per statement, so a long list of skipped ids stays cheap.

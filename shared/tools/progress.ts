@@ -1,5 +1,6 @@
 // Progress of a long job for the person running it: one redrawn bar on a terminal; elsewhere (CI,
 // logs, pipes) plain lines, throttled so that a log of a long run stays readable.
+import { count } from "./count.ts";
 
 export interface ProgressSink {
   isTTY: boolean;
@@ -59,8 +60,4 @@ function line(progress: Progress): string {
 
 function percent({ done, total }: Progress): number {
   return total <= 0 ? 100 : Math.min(100, Math.floor((done / total) * 100));
-}
-
-function count(n: number): string {
-  return n.toLocaleString("en-US");
 }

@@ -6,6 +6,9 @@ import { migratedPostgres, type TestDatabase } from "./databases.ts";
 import { jwksHandler } from "./firebase-jwks-server.ts";
 import { type Claims, createTestKeys, type TestKeys } from "./firebase-tokens.ts";
 
+/** Where `npm start` and `supabase start` serve the functions; requests to the handler use it too. */
+export const BASE_URL = "http://127.0.0.1:54321/functions/v1";
+
 export interface CallOptions {
   method?: string;
   /** Path inside the function, e.g. "/start"; default its root. */
@@ -74,20 +77,13 @@ export async function startTestBackend(
       if (!headers.has("content-type")) headers.set("content-type", "application/json");
     }
     const response = await server.handler(
-      new Request(`http://127.0.0.1:54321/functions/v1/${fn}${options.path ?? ""}`, {
+      new Request(`${BASE_URL}/${fn}${options.path ?? ""}`, {
         method: options.method ?? "GET",
         headers,
         body,
       }),
     );
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text === "" ? undefined : JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    return { status: response.status, headers: response.headers, text, body: parsed };
+    return toResult(response);
   }
 
   return {
@@ -105,4 +101,16 @@ export async function startTestBackend(
       await database.drop();
     },
   };
+}
+
+/** A response as `call` answers it: the body read as text, and parsed when it is JSON. */
+export async function toResult(response: Response): Promise<CallResult> {
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = text === "" ? undefined : JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status: response.status, headers: response.headers, text, body };
 }

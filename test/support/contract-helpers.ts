@@ -1,12 +1,8 @@
 // Helpers for the contract tests (test/users, dexcom-tokens, health, http, bad-inputs,
 // concurrency, secrets): raw requests the `call` helper cannot make, database snapshots and the
 // usual set-up steps.
-import { readdirSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import type { Queryable } from "../../shared/db/database.ts";
-import type { CallResult, TestBackend } from "./backend.ts";
-
-export const BASE_URL = "http://127.0.0.1:54321/functions/v1";
+import { BASE_URL, type CallResult, type TestBackend, toResult } from "./backend.ts";
 
 /** The exact Access-Control-Allow-Headers value the contract names. */
 export const CONTRACT_ALLOWED_HEADERS = "authorization, x-client-info, apikey, content-type, x-request-id";
@@ -17,16 +13,6 @@ export const ERROR_KEYS = ["error", "message", "request_id"];
 
 /** ISO 8601 in UTC as JavaScript writes it. */
 export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-
-/** The version of the newest migration file, e.g. "20261127000006". */
-export function newestMigrationVersion(): string {
-  const dir = fileURLToPath(new URL("../../supabase/migrations/", import.meta.url));
-  const versions = readdirSync(dir)
-    .filter((name) => /^\d+_.*\.sql$/.test(name))
-    .map((name) => name.split("_")[0]!)
-    .sort();
-  return versions[versions.length - 1]!;
-}
 
 export interface TablesSnapshot {
   users: unknown[];
@@ -100,17 +86,6 @@ export async function rawCall(backend: TestBackend, path: string, options: RawRe
     if (options.body instanceof ReadableStream) init.duplex = "half";
   }
   return toResult(await backend.handler(new Request(`${BASE_URL}${path}`, init)));
-}
-
-export async function toResult(response: Response): Promise<CallResult> {
-  const text = await response.text();
-  let body: unknown;
-  try {
-    body = text === "" ? undefined : JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  return { status: response.status, headers: response.headers, text, body };
 }
 
 /** All of a response's headers as one string, to search it. */

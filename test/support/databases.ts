@@ -46,9 +46,9 @@ export function migratedPostgres(): Promise<TestDatabase> {
   return emptyPostgres(inject("templateDatabase"));
 }
 
-/** An in-memory PGlite with the Supabase bootstrap and every migration applied. */
-export async function migratedPglite(): Promise<Database> {
-  const db = await openPglite();
+/** A PGlite (in memory, or in `dataDir`) with the Supabase bootstrap and every migration applied. */
+export async function migratedPglite(dataDir?: string): Promise<Database> {
+  const db = await openPglite(dataDir);
   await db.exec(supabaseBootstrapSql);
   await applyMigrations(db, await readMigrations());
   return db;

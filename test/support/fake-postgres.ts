@@ -1,4 +1,5 @@
 import { createServer, type Server } from "node:net";
+import { freePort } from "../../shared/local/ports.ts";
 
 export interface FakeServer {
   port: number;
@@ -67,8 +68,6 @@ export function silentServer(): Promise<FakeServer> {
 }
 
 /** A port on which nothing listens. */
-export async function closedPort(): Promise<number> {
-  const fake = await listen(createServer());
-  await fake.close();
-  return fake.port;
+export function closedPort(): Promise<number> {
+  return freePort();
 }

@@ -9,7 +9,7 @@ import { GOOGLE_JWKS_URL } from "../../shared/auth/firebase-verifier.ts";
 export { GOOGLE_JWKS_URL };
 
 /** What Google actually sends. */
-export const GOOGLE_CACHE_CONTROL = "public, max-age=19045, must-revalidate, no-transform";
+const GOOGLE_CACHE_CONTROL = "public, max-age=19045, must-revalidate, no-transform";
 
 /** `network_error`: the fetch itself fails; `bad_json`: 200 with a body that is not JSON. */
 export type JwksFailure = "network_error" | "bad_json";

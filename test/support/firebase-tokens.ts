@@ -89,7 +89,7 @@ export async function createTestKeys(options: TestKeysOptions = {}): Promise<Tes
  * Claims shaped like a real Firebase ID token for a password user, signed in five minutes ago and
  * issued a minute ago. `user_id` and the identities follow an overridden `sub` and `email`.
  */
-export function firebaseClaims(overrides: Claims = {}, defaults: ClaimDefaults = {}): Claims {
+function firebaseClaims(overrides: Claims = {}, defaults: ClaimDefaults = {}): Claims {
   const projectId = defaults.projectId ?? TEST_PROJECT_ID;
   const nowSeconds = Math.floor((defaults.now ?? Date.now()) / 1000);
   const sub = "sub" in overrides ? overrides["sub"] : "test-user-1";
@@ -111,7 +111,7 @@ export function firebaseClaims(overrides: Claims = {}, defaults: ClaimDefaults =
 }
 
 /** As the Firebase Auth emulator: header {"alg":"none","typ":"JWT"}, empty signature part. */
-export function unsignedToken(
+function unsignedToken(
   overrides: Claims = {},
   options: ClaimDefaults & { header?: Record<string, unknown> | undefined } = {},
 ): string {

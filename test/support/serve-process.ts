@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
+import { freePort } from "../../shared/local/ports.ts";
 import { REPO_ROOT } from "./supabase-cli.ts";
 import { cleanEnv } from "./run.ts";
 
@@ -11,18 +11,6 @@ export interface ServeProcess {
   stop(): Promise<number | null>;
   /** SIGKILL to it and everything it started. */
   kill(): Promise<number | null>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface StartOptions {
