@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readMigrations } from "../shared/db/migrations.ts";
 import { openPglite } from "../shared/db/pglite.ts";
 import { freePort } from "../shared/local/ports.ts";
-import { migratedPglite } from "./support/databases.ts";
+import { emptyPostgres, migratedPglite } from "./support/databases.ts";
 import { closedPort } from "./support/fake-postgres.ts";
 import { npmRun } from "./support/run.ts";
 import { type ServeProcess, startServe } from "./support/serve-process.ts";
@@ -136,6 +136,26 @@ describe("npm start", () => {
   }, 90_000);
 });
 
+describe("npm start on a DATABASE_URL", () => {
+  it("gives a plain Postgres what Supabase would have, migrates it and serves", async () => {
+    const database = await emptyPostgres();
+    const server = await start(join(dataRoot, "plain-postgres"), { DATABASE_URL: database.url });
+    try {
+      const health = await call(server, "health", null);
+      expect([health.status, health.body.schema_version]).toEqual([200, (await readMigrations()).at(-1)!.version]);
+      const created = await call(server, "users", await devToken("plain@example.com"), { method: "POST" });
+      expect(created.status).toBe(201);
+      const [row] = await database.db.query<{ email: string; auth: boolean }>(
+        "SELECT email, to_regnamespace('auth') IS NOT NULL AS auth FROM users",
+      );
+      expect(row).toEqual({ email: "plain@example.com", auth: true });
+    } finally {
+      expect(await server.stop()).toBe(0);
+      await database.drop();
+    }
+  });
+});
+
 describe("npm start refuses, in one line", () => {
   async function refusal(env: Record<string, string>, port?: number) {
     const dataDir = env.DMS_DATA_DIR ?? join(dataRoot, `refusal-${Math.random().toString(36).slice(2)}`);
@@ -176,6 +196,16 @@ describe("npm start refuses, in one line", () => {
     await db.query("INSERT INTO supabase_migrations.schema_migrations (version, name) VALUES ('29990101000000', 'future')");
     await db.close();
     expect(await refusal({ DMS_DATA_DIR: dataDir })).toMatch(/29990101000000.*does not know/);
+  });
+
+  it("a database the migrations cannot apply to", async () => {
+    const database = await emptyPostgres();
+    try {
+      await database.db.exec("CREATE TABLE public.users (id integer)");
+      expect(await refusal({ DATABASE_URL: database.url })).toMatch(/database error at .*: relation "users" already exists/);
+    } finally {
+      await database.drop();
+    }
   });
 
   it("a DATABASE_URL that cannot be reached", async () => {

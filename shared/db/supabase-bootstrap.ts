@@ -1,8 +1,11 @@
+import type { Queryable } from "./database.ts";
+
 // What a new Supabase database already has before any migration runs: the API roles, the auth and
 // extensions schemas, and default privileges that grant the API roles everything new in public.
 // Plain Postgres (tests) and PGlite (`npm start`) get it first so that migrations meet the same
 // world as on Supabase, including the generous defaults they have to lock down.
 // Idempotent: roles are cluster-wide and may already exist.
+
 export const supabaseBootstrapSql = `
 DO $bootstrap$
 BEGIN
@@ -36,3 +39,12 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authentic
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
 `;
+
+/**
+ * Gives a database what Supabase would have made, unless it already has it: a Supabase database
+ * (or one bootstrapped before) has the auth schema; a plain Postgres or a new PGlite does not.
+ */
+export async function bootstrapUnlessSupabase(db: Queryable): Promise<void> {
+  const [row] = await db.query<{ supabase: boolean }>("SELECT to_regnamespace('auth') IS NOT NULL AS supabase");
+  if (!row?.supabase) await db.exec(supabaseBootstrapSql);
+}

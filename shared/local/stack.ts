@@ -5,7 +5,7 @@ import { describeConnectionError } from "../db/connection-error.ts";
 import type { Database } from "../db/database.ts";
 import { applyMigrations, MigrationError, readMigrations } from "../db/migrations.ts";
 import { dataDirFrom, DatabaseConfigError, databaseTarget, describeTarget, type DatabaseTarget, openDatabase } from "../db/open.ts";
-import { supabaseBootstrapSql } from "../db/supabase-bootstrap.ts";
+import { bootstrapUnlessSupabase } from "../db/supabase-bootstrap.ts";
 import { type AuthEmulator, startAuthEmulator } from "./auth-emulator.ts";
 import { devEncryptionKey, ensureWritableDir } from "./data-dir.ts";
 import { LocalStackError } from "./errors.ts";
@@ -111,7 +111,7 @@ function hostAndPort(address: string): [string, number] {
   return [match[1]!, Number(match[2])];
 }
 
-/** The database, with what a Supabase database has before migrations (embedded only), migrated. */
+/** The database, given what a Supabase database has before migrations when it lacks it, migrated. */
 async function openMigrated(database: DatabaseTarget): Promise<Database> {
   let db: Database;
   try {
@@ -121,15 +121,13 @@ async function openMigrated(database: DatabaseTarget): Promise<Database> {
     throw error;
   }
   try {
-    if (database.kind === "embedded") await db.exec(supabaseBootstrapSql);
+    await bootstrapUnlessSupabase(db);
     await applyMigrations(db, await readMigrations());
     return db;
   } catch (error) {
     await db.close().catch(() => {});
     if (error instanceof MigrationError) throw new LocalStackError(`${describeTarget(database)}: ${error.message}`);
-    if (database.kind === "postgres" && !(error as { severity?: string }).severity) {
-      throw new LocalStackError(describeConnectionError(error, database.url));
-    }
+    if (database.kind === "postgres") throw new LocalStackError(describeConnectionError(error, database.url));
     throw error;
   }
 }
