@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, portFrom } from "../shared/app/config.ts";
 import { generateKey } from "../shared/crypto/fernet.ts";
 import { cleanEnv, npmRun, run, type RunResult } from "./support/run.ts";
 import { REPO_ROOT } from "./support/supabase-cli.ts";
@@ -13,6 +14,27 @@ function runEntry(name: string, env: Record<string, string>): Promise<RunResult>
 }
 
 describe("configuration from the environment", () => {
+  it.each([
+    ["8080", 8080],
+    [" 8080 ", 8080],
+    ["", 54_321],
+    [undefined, 54_321],
+  ])("reads PORT=%j as %i", (value, expected) => {
+    expect(portFrom({ PORT: value })).toBe(expected);
+  });
+
+  it.each(["0x10", "1e3", "80.5", "-1", "0", "65536", "eighty"])("refuses PORT=%j", async (value) => {
+    expect(portFrom({ PORT: value })).toBeNull();
+    const error = await loadConfig({ PORT: value, DATABASE_POOL_SIZE: value }, {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toContain("PORT is not a port number");
+  });
+
+  it.each(["0x10", "1e1", "0", "101"])("refuses DATABASE_POOL_SIZE=%j", async (value) => {
+    const error = await loadConfig({ DATABASE_POOL_SIZE: value }, {}).catch((e: unknown) => e);
+    expect((error as ConfigError).problems).toEqual(["DATABASE_POOL_SIZE is not a number from 1 to 100"]);
+  });
+
   it("stops a function at start with one line per problem, naming each variable", async () => {
     const result = await runEntry("dexcom-tokens", { ENCRYPTION_KEY: BAD_KEY, ALLOWED_ORIGINS: "*", PORT: "not-a-port" });
     expect(result.code).toBe(1);

@@ -33,13 +33,25 @@ export interface Config {
 const optional = <T extends z.ZodType>(schema: T) =>
   z.preprocess((value) => (typeof value === "string" && value.trim() === "" ? undefined : value), schema);
 
+// Plain decimal digits only: Number() would also take "0x10", "1e3" or " 8 0".
+const integer = (min: number, max: number, error: string) =>
+  z.string().trim().regex(/^\d{1,9}$/, error).transform(Number).pipe(z.number().min(min, error).max(max, error));
+
+const port = optional(integer(1, 65_535, "is not a port number").default(54_321));
+
+/** PORT, or null when it is set to something that is not a port number. */
+export function portFrom(env: Record<string, string | undefined>): number | null {
+  const parsed = port.safeParse(env.PORT);
+  return parsed.success ? parsed.data : null;
+}
+
 const environment = z.object({
   FIREBASE_PROJECT_ID: optional(z.string().trim().regex(/^[A-Za-z0-9._-]{1,128}$/, "is not a Firebase project id").optional()),
   FIREBASE_JWKS_URL: optional(z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).default(GOOGLE_JWKS_URL)),
   FIREBASE_AUTH_EMULATOR_HOST: optional(z.string().trim().optional()),
   ALLOWED_ORIGINS: optional(z.string().default("*")),
-  PORT: optional(z.coerce.number({ error: "is not a port number" }).int().min(1).max(65_535).default(54_321)),
-  DATABASE_POOL_SIZE: optional(z.coerce.number({ error: "is not a number" }).int().min(1).max(100).default(10)),
+  PORT: port,
+  DATABASE_POOL_SIZE: optional(integer(1, 100, "is not a number from 1 to 100").default(10)),
 });
 
 export async function loadConfig(env: Record<string, string | undefined>, needs: Needs): Promise<Config> {

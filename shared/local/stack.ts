@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { ConfigError } from "../app/config.ts";
+import { portFrom } from "../app/config.ts";
 import { buildLocalServer, type LocalServer } from "../app/server.ts";
 import { describeConnectionError } from "../db/connection-error.ts";
 import type { Database } from "../db/database.ts";
@@ -31,11 +32,11 @@ export interface LocalStack extends LocalServer {
  */
 export async function startLocalStack(env: Record<string, string | undefined>): Promise<LocalStack> {
   const database = target(env);
-  const port = Number(env.PORT || 54321);
+  const port = portFrom(env);
   const dataDir = dataDirFrom(env);
   const projectId = env.FIREBASE_PROJECT_ID?.trim() || DEFAULT_PROJECT_ID;
   const [emulatorHost, emulatorPort] = hostAndPort(env.FIREBASE_AUTH_EMULATOR_HOST?.trim() || DEFAULT_EMULATOR_HOST);
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new LocalStackError("PORT is not a port number");
+  if (port === null) throw new LocalStackError("PORT is not a port number");
   await assertPortFree(HOST, port, "the functions server", "PORT");
   await assertPortFree(emulatorHost, emulatorPort, "the Firebase Auth emulator", "FIREBASE_AUTH_EMULATOR_HOST");
   await ensureWritableDir(dataDir);
