@@ -7,6 +7,7 @@ import {
   CONTRACT_ALLOWED_HEADERS,
   ERROR_KEYS,
   registeredCaller,
+  snapshotTables,
   tokenBody,
 } from "./support/contract-helpers.ts";
 
@@ -271,6 +272,22 @@ describe("500 internal_error", () => {
     expect(status).toBe(500);
     expect(body.error).toBe("internal_error");
     expect(text).not.toContain("hunter2");
+  });
+});
+
+describe("Google's key set unreachable", () => {
+  let cold: TestBackend;
+  beforeAll(async () => (cold = await startTestBackend()));
+  afterAll(() => cold.close());
+
+  it("answers 503 auth_unavailable with Retry-After, logs why, and changes nothing", async () => {
+    cold.jwks.failure = "network_error";
+    const before = await snapshotTables(cold.database.db);
+    const { status, headers, body } = await cold.call("users", { method: "POST", token: await cold.token("no-keys-uid") });
+    expect([status, body.error, headers.get("retry-after")]).toEqual([503, "auth_unavailable", "5"]);
+    expect(Object.keys(body).sort()).toEqual([...ERROR_KEYS].sort());
+    expect(cold.logs.some((line) => JSON.parse(line).event === "auth_keys_unavailable")).toBe(true);
+    expect(await snapshotTables(cold.database.db)).toEqual(before);
   });
 });
 

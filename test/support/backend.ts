@@ -3,7 +3,7 @@ import { buildLocalServer } from "../../shared/app/server.ts";
 import { generateKey } from "../../shared/crypto/fernet.ts";
 import { jsonLogger } from "../../shared/http/log.ts";
 import { migratedPostgres, type TestDatabase } from "./databases.ts";
-import { jwksHandler } from "./firebase-jwks-server.ts";
+import { type JwksEndpoint, jwksHandler } from "./firebase-jwks-server.ts";
 import { type Claims, createTestKeys, type TestKeys } from "./firebase-tokens.ts";
 
 /** Where `npm start` and `supabase start` serve the functions; requests to the handler use it too. */
@@ -33,6 +33,8 @@ export interface CallResult {
 export interface TestBackend {
   database: TestDatabase;
   keys: TestKeys;
+  /** Google's key set endpoint as msw serves it; can be made to fail. */
+  jwks: JwksEndpoint;
   /** The ENCRYPTION_KEY the backend runs with. */
   encryptionKey: string;
   /** Every log line the backend wrote, as written. */
@@ -89,6 +91,7 @@ export async function startTestBackend(
   return {
     database,
     keys,
+    jwks,
     encryptionKey,
     logs,
     handler: server.handler,
