@@ -20,11 +20,15 @@ const http = Deno.serve({
   },
 }, handler);
 
-// Finish the requests in flight, then close the database, so nothing is cut off half-way.
-const stop = async () => {
-  await http.shutdown();
-  await deps.db.close();
-  Deno.exit(0);
+// Finish the requests in flight, then close the database, so nothing is cut off half-way; a second
+// Ctrl-C while that happens must not close it twice.
+let stopping: Promise<void> | undefined;
+const stop = () => {
+  stopping ??= (async () => {
+    await http.shutdown();
+    await deps.db.close();
+    Deno.exit(0);
+  })();
 };
 Deno.addSignalListener("SIGINT", stop);
 Deno.addSignalListener("SIGTERM", stop);

@@ -11,7 +11,8 @@ export async function untilAnswers(
     const reason = options.giveUp?.();
     if (reason) throw reason;
     try {
-      const response = await fetch(url);
+      // A server that takes the connection but never answers must not outlast the deadline.
+      const response = await fetch(url, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
       await response.body?.cancel();
       if (response.ok) return;
     } catch {

@@ -72,7 +72,8 @@ export async function runKeysRotate(
     io.error(`keys:rotate failed: ${errorLine(error, target)}`);
     return 1;
   } finally {
-    await db?.close().catch(() => {});
+    // A server that stopped answering must not keep the command from ending.
+    await withDeadline(db?.close() ?? Promise.resolve(), 1000).catch(() => {});
   }
 }
 
