@@ -1,5 +1,6 @@
 import { setupServer } from "msw/node";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { base64url } from "jose";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   createFirebaseVerifier,
   KeySetUnavailable,
@@ -89,6 +90,14 @@ describe("Firebase ID token verifier", () => {
       expect((await verifier.verify(token)).uid).toBe("test-user-1");
     });
 
+    it("nbf up to now plus the clock tolerance, and a string jti", async () => {
+      const { verifier } = setup();
+      const nowSeconds = clock / 1000;
+      for (const nbf of [nowSeconds - 3600, nowSeconds, nowSeconds + 5]) {
+        expect((await verifier.verify(await keys.idToken({ nbf, jti: "id-1" }))).uid).toBe("test-user-1");
+      }
+    });
+
     it("with a configurable clock tolerance", async () => {
       const { verifier } = setup({}, { clockToleranceSeconds: 0 });
       const nowSeconds = clock / 1000;
@@ -105,6 +114,12 @@ describe("Firebase ID token verifier", () => {
     it("a token without kid", async () => {
       await expectRejected(verifier, await keys.idToken({}, { kid: null }), "missing_claim:kid");
       await expectRejected(verifier, await keys.idToken({}, { kid: "" }), "missing_claim:kid");
+      // firebase-admin tries every key for a falsy kid, and finds "key-1" under ["key-1"].
+      for (const kid of [0, false, ["key-1"]]) {
+        await expectRejected(verifier, await keys.idToken({}, { header: { kid } }), "missing_claim:kid");
+      }
+      const nullKid = encodeSegment({ alg: "RS256", kid: null });
+      await expectRejected(verifier, await keys.signSegments(nullKid, encodeSegment(keys.claims())), "missing_claim:kid");
       expect(endpoint.requests).toBe(0);
     });
 
@@ -150,6 +165,45 @@ describe("Firebase ID token verifier", () => {
 
     it("auth_time in the future", async () => {
       await expectRejected(verifier, await keys.idToken({ auth_time: nowSeconds() + 60 }), "auth_time_in_future");
+    });
+
+    it("a correctly signed token whose nbf lies an hour ahead", async () => {
+      const token = await keys.idToken({ nbf: nowSeconds() + 3600, exp: nowSeconds() + 7200 });
+      await expectRejected(verifier, token, "not_yet_valid");
+      // Refused, not remembered as refused: once its time has come it is good.
+      clock += seconds(3600);
+      expect((await verifier.verify(token)).uid).toBe("test-user-1");
+    });
+
+    it("nbf beyond the clock tolerance", async () => {
+      await expectRejected(verifier, await keys.idToken({ nbf: nowSeconds() + 6 }), "not_yet_valid");
+    });
+
+    it.each([
+      ["a numeric string", () => String(nowSeconds() - 60)],
+      ["a word", () => "x"],
+      ["null", () => null],
+      ["a boolean", () => true],
+      ["an array", () => [nowSeconds() - 60]],
+    ])("nbf that is %s", async (_, nbf) => {
+      await expectRejected(verifier, await keys.idToken({ nbf: nbf() }), "invalid_claim:nbf");
+    });
+
+    it.each(["exp", "nbf", "iat", "auth_time"])("%s that JSON makes infinite (1e400)", async (claim) => {
+      const json = JSON.stringify(keys.claims({ [claim]: undefined }));
+      for (const value of ["1e400", "-1e400"]) {
+        const token = await keys.signSegments(
+          encodeSegment({ alg: "RS256", kid: "key-1", typ: "JWT" }),
+          base64url.encode(`${json.slice(0, -1)},"${claim}":${value}}`),
+        );
+        await expectRejected(verifier, token, `invalid_claim:${claim}`);
+      }
+    });
+
+    it("a jti that is not a string", async () => {
+      for (const jti of [5, null, ["a"], {}]) {
+        await expectRejected(verifier, await keys.idToken({ jti }), "invalid_claim:jti");
+      }
     });
 
     it.each(["iat", "exp", "auth_time"])("a token without %s", async (claim) => {
@@ -223,13 +277,53 @@ describe("Firebase ID token verifier", () => {
       for (const token of garbage) await expectRejected(verifier, token, "malformed");
       // A sound header leads to the signature check, which garbage after it cannot pass.
       const header = encodeSegment({ alg: "RS256", kid: "key-1" });
-      await expectRejected(verifier, `${header}.not-base64!.sig`, "bad_signature");
+      await expectRejected(verifier, `${header}.bm90LWpzb24.sig`, "bad_signature");
+      await expectRejected(verifier, `${header}.not-base64!.sig`, "malformed");
+    });
+
+    it("anything but three base64url parts: whitespace, padding, base64", async () => {
+      const token = await keys.idToken();
+      const [header, payload, signature] = token.split(".") as [string, string, string];
+      const variants = [
+        `${token} `,
+        `${token}\n`,
+        `${header}.${payload}.${signature.slice(0, 100)} ${signature.slice(100)}`,
+        `${token}==`,
+        `${header}.${payload}.${signature.replaceAll("-", "+").replaceAll("_", "/")}`,
+      ];
+      for (const variant of variants) {
+        expect(variant).not.toBe(token);
+        await expectRejected(verifier, variant, "malformed");
+      }
+      const paddedHeader = [0, 1, 2]
+        .map((spaces) => base64url.encode(`{"alg":"RS256","kid":"key-1"}${" ".repeat(spaces)}`))
+        .find((part) => part.length % 4 !== 0)!;
+      const padded = `${paddedHeader}${"=".repeat(4 - (paddedHeader.length % 4))}`;
+      await expectRejected(verifier, await keys.signSegments(padded, encodeSegment(keys.claims())), "malformed");
+    });
+
+    it("a header or payload after a byte order mark", async () => {
+      const header = JSON.stringify({ alg: "RS256", kid: "key-1", typ: "JWT" });
+      const claims = JSON.stringify(keys.claims());
+      const bom = "\ufeff";
+      const tokens = [
+        await keys.signSegments(base64url.encode(bom + header), base64url.encode(claims)),
+        await keys.signSegments(base64url.encode(header), base64url.encode(bom + claims)),
+      ];
+      for (const token of tokens) await expectRejected(verifier, token, "malformed");
+    });
+
+    it("a crit naming an extension we do not understand, or an empty one", async () => {
+      await expectRejected(verifier, await keys.idToken({}, { header: { crit: ["x-ext"], "x-ext": 1 } }), "malformed");
+      await expectRejected(verifier, await keys.idToken({}, { header: { crit: [] } }), "malformed");
     });
 
     it("a properly signed payload that is not a JSON object", async () => {
       const header = { alg: "RS256", kid: "key-1", typ: "JWT" };
       await expectRejected(verifier, await keys.sign(header, [1, 2, 3]), "malformed");
       await expectRejected(verifier, await keys.sign(header, "text"), "malformed");
+      // The claims JSON as a JSON string: firebase-admin parses it twice, we do not.
+      await expectRejected(verifier, await keys.sign(header, JSON.stringify(keys.claims())), "malformed");
     });
 
     it("a signed token whose header makes the payload something else (b64: false)", async () => {
@@ -255,6 +349,40 @@ describe("Firebase ID token verifier", () => {
       expect((await verifier.verify(token)).uid).toBe("cached");
       clock = START + seconds(66);
       await expectRejected(verifier, token, "expired", "token_expired");
+    });
+
+    it("never serves a remembered token before its nbf, iat or auth_time when the clock is set back", async () => {
+      const { verifier } = setup();
+      const nowSeconds = START / 1000;
+      const withNbf = await keys.idToken({ sub: "nbf", nbf: nowSeconds });
+      const withIat = await keys.idToken({ sub: "iat", iat: nowSeconds, auth_time: nowSeconds - 300 });
+      const withAuthTime = await keys.idToken({ sub: "auth", iat: nowSeconds - 60, auth_time: nowSeconds });
+      for (const token of [withNbf, withIat, withAuthTime]) await verifier.verify(token);
+
+      clock = START - seconds(10);
+      await expectRejected(verifier, withNbf, "not_yet_valid");
+      await expectRejected(verifier, withIat, "issued_in_future");
+      await expectRejected(verifier, withAuthTime, "auth_time_in_future");
+      // Within the tolerance they are served still.
+      clock = START - seconds(5);
+      expect((await verifier.verify(withNbf)).uid).toBe("nbf");
+      expect((await verifier.verify(withIat)).uid).toBe("iat");
+      expect((await verifier.verify(withAuthTime)).uid).toBe("auth");
+    });
+
+    it("serves a remembered token without verifying its signature again", async () => {
+      const { verifier } = setup();
+      const token = await keys.idToken({ sub: "fast" });
+      await verifier.verify(token);
+      const verify = vi.spyOn(crypto.subtle, "verify");
+      try {
+        for (let i = 0; i < 3; i++) expect((await verifier.verify(token)).uid).toBe("fast");
+        expect(verify).not.toHaveBeenCalled();
+        await verifier.verify(await keys.idToken({ sub: "another" }));
+        expect(verify).toHaveBeenCalledTimes(1);
+      } finally {
+        verify.mockRestore();
+      }
     });
 
     it("remembers only the exact token: a tampered copy of a verified one is checked afresh", async () => {
@@ -299,6 +427,9 @@ describe("Firebase ID token verifier", () => {
       await expectRejected(verifier, keys.unsignedToken({ auth_time: undefined }), "missing_claim:auth_time");
       await expectRejected(verifier, keys.unsignedToken({ iat: nowSeconds + 60 }), "issued_in_future");
       await expectRejected(verifier, keys.unsignedToken({ exp: nowSeconds - 10 }), "expired", "token_expired");
+      await expectRejected(verifier, keys.unsignedToken({ nbf: nowSeconds + 3600 }), "not_yet_valid");
+      await expectRejected(verifier, keys.unsignedToken({ jti: 5 }), "invalid_claim:jti");
+      await expectRejected(verifier, `${keys.unsignedToken().slice(0, -1)} .`, "malformed");
     });
 
     it("refuses an alg none token that carries a signature", async () => {

@@ -1,11 +1,15 @@
 // Verifies Firebase ID tokens by Firebase's published checklist
 // (https://firebase.google.com/docs/auth/admin/verify-id-tokens#verify_id_tokens_using_a_third-party_jwt_library):
 // RS256 signed by one of Google's securetoken keys, aud = project id, iss = securetoken URL of the
-// project, a sub, and exp / iat / auth_time that make sense now.
+// project, a sub, and exp / iat / auth_time that make sense now. Beside that list, every registered
+// claim a token carries is checked as RFC 7519 4.1 says: nbf (not before now), jti (a string).
+//
+// jose's compactVerify checks only the JWS (alg, crit, b64, signature); every claim is checked here.
+// test/firebase-verifier-differential.test.ts holds this verifier against firebase-admin's.
 //
 // The signature is checked before any claim, so a forged token learns nothing from the answer, and
 // expiry is checked last, so `token_expired` means "a good token, just old: refresh it and retry".
-import { compactVerify, decodeJwt, decodeProtectedHeader, errors } from "jose";
+import { base64url, compactVerify, errors } from "jose";
 import type { ProtectedHeaderParameters } from "jose";
 import { createJwksCache, KeySetUnavailable } from "./jwks-cache.ts";
 import type { JwksCache } from "./jwks-cache.ts";
@@ -81,49 +85,57 @@ export function createFirebaseVerifier(options: FirebaseVerifierOptions): Fireba
     toleranceSeconds: options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS,
   };
   const emulator = options.emulator === true;
-  const verified = new Map<string, { user: FirebaseUser; exp: number }>();
+  // A remembered token is served only inside the window it was valid in: from its latest
+  // iat / auth_time / nbf until exp, as checkClaims judges them. Time only moves forward, but the
+  // wall clock can be set back; outside the window the token is checked afresh.
+  const verified = new Map<string, { user: FirebaseUser; validFrom: number; exp: number }>();
 
   return {
     async verify(idToken) {
       const remembered = verified.get(idToken);
       if (remembered !== undefined) {
-        if (remembered.exp > now() / 1000 - expected.toleranceSeconds) return { ...remembered.user };
+        const nowSeconds = now() / 1000;
+        if (remembered.exp <= nowSeconds - expected.toleranceSeconds) {
+          verified.delete(idToken);
+          throw new TokenRejected("expired", "token_expired");
+        }
+        if (remembered.validFrom <= nowSeconds + expected.toleranceSeconds) return { ...remembered.user };
         verified.delete(idToken);
-        throw new TokenRejected("expired", "token_expired");
       }
       const header = readHeader(idToken);
       const claims = header.alg === "none"
         ? readUnsigned(idToken, emulator)
         : await readSigned(idToken, header, keys);
-      const uid = checkClaims(claims, expected, now() / 1000);
+      const { uid, validFrom, exp } = checkClaims(claims, expected, now() / 1000);
       const user = userFrom(uid, claims);
       if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
-      verified.set(idToken, { user, exp: claims["exp"] as number });
+      verified.set(idToken, { user, validFrom, exp });
       return { ...user };
     },
   };
 }
 
+// The JWS Compact Serialization (RFC 7515 3.1, 2): three parts of base64url without padding,
+// whitespace or line breaks. A decoder that skips stray characters (atob does) would otherwise
+// take `<token> ` or `<token>==` for the token, as firebase-admin does not.
+const COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
 function readHeader(idToken: string): ProtectedHeaderParameters {
-  if (typeof idToken !== "string" || idToken.length > MAX_TOKEN_LENGTH || idToken.split(".").length !== 3) {
+  if (typeof idToken !== "string" || idToken.length > MAX_TOKEN_LENGTH || !COMPACT.test(idToken)) {
     throw new TokenRejected("malformed");
   }
-  try {
-    return decodeProtectedHeader(idToken);
-  } catch {
-    throw new TokenRejected("malformed");
-  }
+  const header = decodeJson(idToken.slice(0, idToken.indexOf(".")));
+  if (!isObject(header)) throw new TokenRejected("malformed");
+  return header as ProtectedHeaderParameters;
 }
 
 // The emulator signs nothing: header {"alg":"none","typ":"JWT"} and an empty signature part.
 function readUnsigned(idToken: string, emulator: boolean): Record<string, unknown> {
   if (!emulator) throw new TokenRejected("unsigned");
   if (!idToken.endsWith(".")) throw new TokenRejected("malformed");
-  try {
-    return decodeJwt(idToken);
-  } catch {
-    throw new TokenRejected("malformed");
-  }
+  const claims = decodeJson(idToken.split(".")[1]!);
+  if (!isObject(claims)) throw new TokenRejected("malformed");
+  return claims;
 }
 
 // Only RS256 is ever accepted, so a token "signed" with HS256 and the public key as secret (the
@@ -152,7 +164,9 @@ async function readSigned(
   return parseClaims(payload);
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// UTF-8 as RFC 8259 8.1 has it for JSON: invalid bytes are an error, and a byte order mark is kept
+// (so JSON.parse refuses it) rather than silently dropped.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function parseClaims(payload: Uint8Array): Record<string, unknown> {
   let claims: unknown;
@@ -165,26 +179,56 @@ function parseClaims(payload: Uint8Array): Record<string, unknown> {
   return claims;
 }
 
+function decodeJson(segment: string): unknown {
+  let bytes: Uint8Array;
+  try {
+    bytes = base64url.decode(segment);
+  } catch {
+    throw new TokenRejected("malformed");
+  }
+  try {
+    return JSON.parse(utf8.decode(bytes));
+  } catch {
+    throw new TokenRejected("malformed");
+  }
+}
+
 interface ClaimExpectations {
   audience: string;
   issuer: string;
   toleranceSeconds: number;
 }
 
-/** Returns the subject, the user's uid. */
-function checkClaims(claims: Record<string, unknown>, expected: ClaimExpectations, nowSeconds: number): string {
+interface CheckedClaims {
+  /** The subject, the user's uid. */
+  uid: string;
+  /** The latest of iat, auth_time and nbf: the token is not valid before it (less the tolerance). */
+  validFrom: number;
+  exp: number;
+}
+
+function checkClaims(
+  claims: Record<string, unknown>,
+  expected: ClaimExpectations,
+  nowSeconds: number,
+): CheckedClaims {
   if (claims["aud"] !== expected.audience) throw new TokenRejected("wrong_audience");
   if (claims["iss"] !== expected.issuer) throw new TokenRejected("wrong_issuer");
-  const sub = checkSubject(claims["sub"]);
+  const uid = checkSubject(claims["sub"]);
 
   const exp = numericClaim(claims, "exp");
   const iat = numericClaim(claims, "iat");
   const authTime = numericClaim(claims, "auth_time");
+  // RFC 7519 4.1.5 and 4.1.7: optional, but checked when present. Google's ID tokens carry neither.
+  const nbf = claims["nbf"] === undefined ? -Infinity : numericClaim(claims, "nbf");
+  if (claims["jti"] !== undefined && typeof claims["jti"] !== "string") throw new TokenRejected("invalid_claim:jti");
+
   const tolerance = expected.toleranceSeconds;
   if (iat > nowSeconds + tolerance) throw new TokenRejected("issued_in_future");
   if (authTime > nowSeconds + tolerance) throw new TokenRejected("auth_time_in_future");
+  if (nbf > nowSeconds + tolerance) throw new TokenRejected("not_yet_valid");
   if (exp <= nowSeconds - tolerance) throw new TokenRejected("expired", "token_expired");
-  return sub;
+  return { uid, validFrom: Math.max(iat, authTime, nbf), exp };
 }
 
 // Text that Postgres cannot store as sent (a NUL, a lone surrogate) never comes from Google.
@@ -198,6 +242,7 @@ function checkSubject(sub: unknown): string {
   return sub;
 }
 
+// A NumericDate (RFC 7519 2): a JSON number, and a finite one (JSON.parse reads 1e400 as Infinity).
 function numericClaim(claims: Record<string, unknown>, name: string): number {
   const value = claims[name];
   if (value === undefined) throw new TokenRejected(`missing_claim:${name}`);

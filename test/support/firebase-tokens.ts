@@ -29,6 +29,9 @@ export interface TestKeys {
   jwks: JSONWebKeySet;
   publicJwk: JWK;
   publicKeyPem: string;
+  /** The RS256 key pair itself, for tests that sign or certify by hand. */
+  publicKey: CryptoKey;
+  privateKey: CryptoKey;
   /** Firebase-like claims, at the keys' clock, with overrides (undefined removes a claim). */
   claims(overrides?: Claims): Claims;
   /** An RS256 ID token signed with this key pair. */
@@ -39,6 +42,12 @@ export interface TestKeys {
   unsignedToken(overrides?: Claims, options?: TokenOptions): string;
   /** Any header and payload, as JSON, RS256-signed with this key pair whatever the header says. */
   sign(header: Record<string, unknown>, payload: unknown): Promise<string>;
+  /**
+   * The two encoded parts exactly as given (any text, even not base64url), RS256-signed with this
+   * key pair: for JSON that JSON.stringify cannot write (1e400, a byte order mark, bytes that are
+   * not UTF-8), and for encodings the verifier must refuse.
+   */
+  signSegments(header: string, payload: string): Promise<string>;
 }
 
 export interface TestKeysOptions {
@@ -75,6 +84,8 @@ export async function createTestKeys(options: TestKeysOptions = {}): Promise<Tes
     jwks: { keys: [publicJwk] },
     publicJwk,
     publicKeyPem,
+    publicKey,
+    privateKey,
     claims,
     idToken: (overrides, options = {}) => sign(header("RS256", options), claims(overrides)),
     hs256Token: (overrides, options = {}) =>
@@ -82,6 +93,11 @@ export async function createTestKeys(options: TestKeysOptions = {}): Promise<Tes
     unsignedToken: (overrides, options = {}) =>
       unsignedToken(overrides, { projectId, now: now(), header: options.header }),
     sign,
+    signSegments: async (header, payload) => {
+      const input = `${header}.${payload}`;
+      const signature = await crypto.subtle.sign("RSASSA-PKCS1-v1_5", privateKey, new TextEncoder().encode(input));
+      return `${input}.${base64url.encode(new Uint8Array(signature))}`;
+    },
   };
 }
 
