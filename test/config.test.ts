@@ -40,7 +40,7 @@ describe("configuration from the environment", () => {
     expect(result.code).toBe(1);
     expect(result.stderr.trim().split("\n").sort()).toEqual([
       "dexcom-tokens: DATABASE_URL (or SUPABASE_DB_URL) is not set",
-      "dexcom-tokens: ENCRYPTION_KEY is not a valid Fernet key (32 bytes, url-safe base64)",
+      "dexcom-tokens: ENCRYPTION_KEY is not a valid Fernet key (32 bytes in padded base64, url-safe or standard alphabet)",
       "dexcom-tokens: FIREBASE_PROJECT_ID is not set",
       "dexcom-tokens: PORT is not a port number",
     ]);

@@ -1,5 +1,5 @@
 import { rejection } from "./support/rejection.ts";
-import { decryptInPython, hasPythonCryptography } from "./support/python-fernet.ts";
+import { decryptInPython, hasPythonCryptography, readKeysInPython } from "./support/python-fernet.ts";
 import { describe, expect, it } from "vitest";
 import {
   decrypt,
@@ -9,6 +9,7 @@ import {
   importFernetKey,
   InvalidFernetKey,
   InvalidToken,
+  keyId,
 } from "../shared/crypto/fernet.ts";
 import type { FernetKey } from "../shared/crypto/fernet.ts";
 import { pythonFixtures as fixtures } from "./support/python-fixtures.ts";
@@ -183,7 +184,7 @@ describe("keys", () => {
     expect(await decrypt(imported, await encrypt(imported, "x"))).toEqual(new TextEncoder().encode("x"));
   });
 
-  it("rejects anything but 32 bytes of canonical url-safe base64, without echoing the key", async () => {
+  it("rejects what is not 32 bytes of padded base64, without echoing the key", async () => {
     const good = fixtures.keys.primary;
     const bad = [
       good.slice(0, -1),
@@ -207,6 +208,119 @@ describe("keys", () => {
     expect(JSON.stringify(key)).not.toContain(fixtures.keys.primary.slice(0, 8));
   });
 });
+
+// ENCRYPTION_KEY made with `openssl rand -base64 32`, pasted with quotes, wrapped: whatever Python's
+// `Fernet(key)` takes, we take, as the same key (contract, section 1).
+describe("keys, read as Python reads them", () => {
+  // The ids stored rows already carry (encryption_key_id): reading keys differently must not move them.
+  const PINNED_IDS = { primary: "22d4f0676bfefb02", previous: "a85b65e86ffe4307", other: "b003ee6bd8290241" };
+  const standard = (key: string) => key.replace(/-/g, "+").replace(/_/g, "/");
+  const idOf = async (text: string) => keyId(await importFernetKey(text));
+
+  it("keeps the id of every url-safe key as it was", async () => {
+    for (const name of ["primary", "previous", "other"] as const) {
+      expect(await idOf(fixtures.keys[name]), name).toBe(PINNED_IDS[name]);
+    }
+  });
+
+  it("accepts each spelling Python accepts, as the same key with the same id", async () => {
+    const key = fixtures.keys.primary; // holds a `-`, so its standard spelling differs
+    expect(standard(key)).not.toBe(key);
+    const spellings = {
+      "standard alphabet (openssl rand -base64 32)": standard(key),
+      "both alphabets mixed": standard(key).replace("+", "-"),
+      "surrounding whitespace": ` \t${standard(key)}\r\n`,
+      "wrapped over lines": `${key.slice(0, 20)}\n${key.slice(20)}`,
+      "in literal quotes": `"${standard(key)}"`,
+      "extra padding": `${key}==`,
+      "a stray `=` before the data": `=${key}`,
+      "a stray `=` where Python ignores it": `${key.slice(0, 20)}=${key.slice(20)}`,
+      "punctuation inside": `${key.slice(0, 10)}!.${key.slice(10)}`,
+      "junk after the padding": `${key}!`,
+      "non-zero bits after the last byte": key.replace(/E=$/, "F="),
+    };
+    for (const [name, text] of Object.entries(spellings)) expect(await idOf(text), name).toBe(PINNED_IDS.primary);
+  });
+
+  it("refuses what Python refuses, and base64 after the padding, where Pythons disagree", async () => {
+    const key = fixtures.keys.primary;
+    const refused = {
+      "missing padding": key.slice(0, -1),
+      "standard alphabet without padding": standard(key).slice(0, -1),
+      "non-ASCII character": `${key.slice(0, 10)}é${key.slice(10)}`,
+      "non-breaking space inside": `${key.slice(0, 10)}\u00a0${key.slice(10)}`,
+      "31 bytes": Buffer.alloc(31, 7).toString("base64"),
+      "33 bytes": Buffer.alloc(33, 7).toString("base64"),
+      "only padding": "====",
+    };
+    // Python 3.11 and 3.12 read up to the padding and drop the rest; 3.13 and later refuse the whole.
+    const afterPadding = {
+      "two keys in one variable": `${key} ${fixtures.keys.other}`,
+      "a comment after the key": `${key} # production`,
+      "base64 after the padding": `${key}AAAA`,
+    };
+    const rule = "Fernet key must be 32 bytes in padded base64 (url-safe or standard alphabet)";
+    for (const [texts, message] of [[refused, rule], [afterPadding, `${rule}, with nothing after its padding`]] as const) {
+      for (const [name, text] of Object.entries(texts)) {
+        const error = await rejection(importFernetKey(text));
+        expect(error, name).toBeInstanceOf(InvalidFernetKey);
+        expect((error as Error).message, name).toBe(message);
+        expect(String(error), name).not.toContain(key.slice(0, 8));
+      }
+    }
+  });
+
+  it.skipIf(!hasPythonCryptography())(
+    "agree with live Python on a battery of spellings (skipped when python3 with `cryptography` is not installed)",
+    async () => {
+      const battery = keySpellings(1500);
+      const python = readKeysInPython(battery);
+      let accepted = 0;
+      for (const [index, text] of battery.entries()) {
+        const canonical = python[index]!;
+        const ours = await importFernetKey(text).then(keyId, (error: unknown) => {
+          expect(error).toBeInstanceOf(InvalidFernetKey);
+          return null;
+        });
+        expect(ours, JSON.stringify(text)).toBe(canonical === null ? null : await idOf(canonical));
+        if (ours !== null) accepted++;
+      }
+      // The battery exercises both verdicts in earnest.
+      expect(accepted).toBeGreaterThan(battery.length / 4);
+      expect(accepted).toBeLessThan((battery.length * 3) / 4);
+    },
+  );
+});
+
+// Random spellings of random keys: the url-safe or standard character for each position, junk
+// (whitespace, quotes, punctuation, now and then a non-ASCII character) between characters, an
+// `=` where a group has fewer than two characters in (Python skips it there), then padding, extra
+// padding and trailing junk; and now and then a fault: a character dropped, doubled or replaced,
+// the padding left out. No base64 follows the closing padding: Pythons disagree there (see above).
+function keySpellings(count: number): string[] {
+  const junk = [" ", "\n", "\r\n", "\t", '"', "'", "!", ".", "*", "#", "~", "\\", ":"];
+  const rare = ["é", "\u00a0", "\ufeff", "€"];
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
+  const chance = (p: number) => Math.random() < p;
+  return Array.from({ length: count }, () => {
+    const data = Buffer.from(crypto.getRandomValues(new Uint8Array(chance(0.1) ? pick([31, 33]) : 32)))
+      .toString("base64url")
+      .split("");
+    if (chance(0.1)) data.splice(Math.floor(Math.random() * data.length), 1);
+    if (chance(0.1)) data.splice(Math.floor(Math.random() * data.length), 0, pick(data));
+    let text = "";
+    for (const [position, char] of data.entries()) {
+      if (chance(0.08)) text += pick(junk);
+      if (chance(0.01)) text += pick(rare);
+      if (chance(0.04) && position % 4 < 2) text += "=";
+      text += char === "-" || char === "_" ? (chance(0.5) ? char : char === "-" ? "+" : "/") : char;
+    }
+    const padding = (4 - (data.length % 4)) % 4;
+    if (!chance(0.1)) text += "=".repeat(padding + (chance(0.2) ? 1 : 0));
+    if (chance(0.1)) text += pick(junk);
+    return text;
+  });
+}
 
 // A token whose base64 spells the same bytes with non-zero bits after the last byte; Python's
 // decoder would accept it, ours insists on the one canonical spelling.

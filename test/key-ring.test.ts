@@ -26,6 +26,22 @@ describe("key ring", () => {
     expect((await loadKeyRing({ ENCRYPTION_KEY: keys.primary })).keyIds).toEqual([keyId(primary)]);
   });
 
+  it("takes keys in the standard alphabet too (openssl rand -base64 32), as the same keys with the same ids", async () => {
+    const standard = (key: string) => key.replace(/-/g, "+").replace(/_/g, "/");
+    const spiky = Buffer.alloc(32, 0xfb).toString("base64url") + "="; // "-_v7-_v7...": both url-safe characters
+    const spikyKey = await importFernetKey(spiky);
+    expect(standard(keys.primary)).not.toBe(keys.primary);
+    expect(standard(spiky)).not.toBe(spiky);
+    const loaded = await loadKeyRing({
+      ENCRYPTION_KEY: standard(keys.primary),
+      PREVIOUS_ENCRYPTION_KEYS: `${standard(spiky)}, ${keys.previous}, "${keys.other}"`,
+    });
+    expect(loaded.keyIds).toEqual([keyId(primary), keyId(spikyKey), keyId(previous), keyId(other)]);
+    expect(await loaded.decryptWithKeyId(multi.old_token)).toEqual({ plaintext, keyId: keyId(previous) });
+    expect(await loaded.decryptWithKeyId(await encrypt(spikyKey, plaintext))).toEqual({ plaintext, keyId: keyId(spikyKey) });
+    expect(await primaryOnly.decrypt(await loaded.rotate(multi.old_token))).toEqual(plaintext);
+  });
+
   it("encrypts under the primary key", async () => {
     const token = await ring.encrypt("new data");
     expect(new TextDecoder().decode(await decrypt(primary, token))).toBe("new data");
@@ -123,7 +139,7 @@ describe("loadKeyRing configuration errors", () => {
     for (const value of [nearlyValid, garbage]) {
       const error = await rejection(loadKeyRing({ ENCRYPTION_KEY: value }));
       expect(error).toBeInstanceOf(KeyRingConfigError);
-      expect((error as Error).message).toBe("ENCRYPTION_KEY is not a valid Fernet key (32 bytes, url-safe base64)");
+      expect((error as Error).message).toBe("ENCRYPTION_KEY is not a valid Fernet key (32 bytes in padded base64, url-safe or standard alphabet)");
       expectNoSecret(error, value);
     }
   });
@@ -134,10 +150,25 @@ describe("loadKeyRing configuration errors", () => {
     );
     expect(error).toBeInstanceOf(KeyRingConfigError);
     expect((error as Error).message).toBe(
-      "PREVIOUS_ENCRYPTION_KEYS entry 2 is not a valid Fernet key (32 bytes, url-safe base64)",
+      "PREVIOUS_ENCRYPTION_KEYS entry 2 is not a valid Fernet key (32 bytes in padded base64, url-safe or standard alphabet)",
     );
     expectNoSecret(error, nearlyValid);
     expectNoSecret(error, garbage);
+  });
+});
+
+describe("loadKeyRing, a key that goes on after its padding", () => {
+  it("is refused with a hint, where Python 3.12 would read the first key and 3.13 refuse", async () => {
+    const error = await rejection(
+      loadKeyRing({ ENCRYPTION_KEY: keys.primary, PREVIOUS_ENCRYPTION_KEYS: `${keys.previous} ${keys.other}` }),
+    );
+    expect(error).toBeInstanceOf(KeyRingConfigError);
+    expect((error as Error).message).toBe(
+      "PREVIOUS_ENCRYPTION_KEYS entry 1 is not a valid Fernet key (32 bytes in padded base64, url-safe or standard alphabet); " +
+        "it goes on after its padding: two keys in one variable, or a comment?",
+    );
+    expectNoSecret(error, keys.previous);
+    expectNoSecret(error, keys.other);
   });
 });
 

@@ -7,7 +7,10 @@ import type { Queryable } from "../shared/db/database.ts";
 import { migratedPglite, migratedPostgres } from "./support/databases.ts";
 import type { TestDatabase } from "./support/databases.ts";
 import { closedPort } from "./support/fake-postgres.ts";
-import { cleanEnv, npmRun } from "./support/run.ts";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cleanEnv, npmRun, run } from "./support/run.ts";
 import type { RunResult } from "./support/run.ts";
 import { REPO_ROOT } from "./support/supabase-cli.ts";
 import { insertTokenRows, tokenRows } from "./support/token-rows.ts";
@@ -173,6 +176,27 @@ describe("npm run keys:rotate", () => {
     });
   }, 60_000);
 
+  it("takes keys spelled as Python's Fernet takes them (openssl rand -base64 32), under the same ids", async () => {
+    await withDatabase(async (test) => {
+      const rows = await seed(test, [...(await rowsUnder(oldA, 2, keyId(oldA))), ...(await rowsUnder(oldB, 1, null))]);
+      const standard = (key: string) => key.replace(/-/g, "+").replace(/_/g, "/");
+      expect(standard(KEYS.primary)).not.toBe(KEYS.primary);
+      const result = await npmRun("keys:rotate", [], {
+        DATABASE_URL: test.url,
+        ENCRYPTION_KEY: `"${standard(KEYS.primary)}"\n`,
+        PREVIOUS_ENCRYPTION_KEYS: `${standard(KEYS.oldB)},${KEYS.oldA.slice(0, 22)}\n${KEYS.oldA.slice(22)}`,
+      });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain(`keys:rotate: primary key ${keyId(primary)} (ENCRYPTION_KEY), 2 previous keys\n`);
+      expect(result.stdout).toContain("\nrotated: 3\n");
+      const after = rowsById(await tokenRows(test.db));
+      for (const row of rows) {
+        expect(after.get(row.id)!.encryption_key_id).toBe(keyId(primary));
+        await expectUnderPrimary(after.get(row.id)!, row);
+      }
+    });
+  }, 60_000);
+
   it("exits 0 when every row ends up under the primary key", async () => {
     await withDatabase(async (test) => {
       await seed(test, [{ access: await token(oldA), refresh: await token(oldA), keyId: keyId(oldA) }]);
@@ -285,6 +309,77 @@ describe("npm run keys:rotate", () => {
       }
     });
   }, 180_000);
+
+  // npm takes every `--flag` before `--` for itself and hands it to the script only as
+  // npm_config_<flag>; an .npmrc or an NPM_CONFIG_* variable arrives the same way. A swallowed
+  // --dry-run must never rotate.
+  describe("flags npm takes for itself (no `--`)", () => {
+    // `npm run -s keys:rotate <args>`, exactly as typed: no `--` added.
+    const npmTyped = (test: TestDatabase, args: string[], env: Record<string, string> = {}) =>
+      run("npm", ["run", "-s", "keys:rotate", ...args], { ...ENV, DATABASE_URL: test.url, ...env });
+
+    async function expectDryRun(args: string[], env: Record<string, string>, via: string) {
+      await withDatabase(async (test) => {
+        await seed(test, await rowsUnder(oldA, 4, keyId(oldA)));
+        const before = await tokenRows(test.db);
+        const result = await npmTyped(test, args, env);
+        expect(await tokenRows(test.db), "rows rotated").toEqual(before);
+        expect(result.code, result.stderr).toBe(0);
+        expect(result.stdout).toContain(`dry run: nothing is written; from npm's configuration: ${via}\n`);
+        expect(result.stdout).toContain("\nwould rotate: 4\n");
+      });
+    }
+
+    it("npm run keys:rotate --dry-run is a dry run: nothing is rotated", async () => {
+      await expectDryRun(["--dry-run"], {}, "npm_config_dry_run");
+    }, 60_000);
+
+    it("so is dry-run set in a user's .npmrc, or in NPM_CONFIG_DRY_RUN", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "dms-npmrc-"));
+      try {
+        await writeFile(join(dir, "npmrc"), "dry-run=true\n");
+        await expectDryRun([], { npm_config_userconfig: join(dir, "npmrc") }, "npm_config_dry_run");
+      } finally {
+        await rm(dir, { recursive: true });
+      }
+      await expectDryRun([], { NPM_CONFIG_DRY_RUN: "true" }, "NPM_CONFIG_DRY_RUN");
+    }, 60_000);
+
+    it("takes --batch-size=N from npm too, and rotates for real only without a dry run anywhere", async () => {
+      await withDatabase(async (test) => {
+        await seed(test, await rowsUnder(oldA, 5, keyId(oldA)));
+        const dry = await npmTyped(test, ["--dry-run", "--batch-size=2"]);
+        expect((await tokenRows(test.db)).map((row) => row.encryption_key_id), "rows rotated").toEqual(Array(5).fill(keyId(oldA)));
+        expect(dry.code, dry.stderr).toBe(0);
+        expect(dry.stdout).toContain("from npm's configuration: npm_config_dry_run, npm_config_batch_size\n");
+        // The first batch shows at once: two rows, not the default 500.
+        expect(dry.stderr).toMatch(/^progress: 2\/5 \(40%\)\n/);
+
+        const real = await npmTyped(test, ["--dry-run=false", "--batch-size=2"]);
+        expect(real.code, real.stderr).toBe(0);
+        expect(real.stdout).toContain("\nrotated: 5\n");
+        expect((await tokenRows(test.db)).map((row) => row.encryption_key_id)).toEqual(Array(5).fill(keyId(primary)));
+      });
+    }, 60_000);
+
+    it.each([
+      [["--batch-size", "5"], /^keys:rotate: npm took --batch-size for itself and passed its value on as a separate argument: put the command's flags after `--` \(usage: npm run keys:rotate -- \[--dry-run\] \[--batch-size N\]\)$/],
+      [["--dry-run", "--", "--batch-size", "5", "x"], /^keys:rotate: unknown argument "x" \(usage: /],
+      [["--dry-run=no"], /^keys:rotate: unknown argument "no" \(usage: /],
+      [["--batch-size=3", "--", "--batch-size", "4"], /^keys:rotate: --batch-size is given twice, differently: to npm \(npm_config_batch_size\) and after -- \(usage: /],
+    ])("refuses %j in one line and touches nothing", async (args, pattern) => {
+      await withDatabase(async (test) => {
+        await seed(test, await rowsUnder(oldA, 2, keyId(oldA)));
+        const before = await tokenRows(test.db);
+        const result = await npmTyped(test, args);
+        expect(await tokenRows(test.db), "rows rotated").toEqual(before);
+        expect(result.code).toBe(2);
+        expect(result.stdout).toBe("");
+        expect(result.stderr.trim().split("\n")).toHaveLength(1);
+        expect(result.stderr.trim()).toMatch(pattern);
+      });
+    }, 60_000);
+  });
 
   describe("says in one line what is wrong", () => {
     const oneLine = (result: RunResult, code: number, pattern: RegExp) => {

@@ -3,13 +3,19 @@
 //
 // token = base64url(0x80 | timestamp (u64 BE seconds) | IV (16) | AES-128-CBC ciphertext | HMAC-SHA256)
 //
-// Where we differ from Python on purpose: base64 must be canonical (url-safe alphabet, `=` padding,
-// zero trailing bits). Python's decoder also skips stray characters and accepts `+` and `/`, but its
-// own encoder never produces them, so every real token and key still reads the same; being strict
-// means one token has exactly one spelling. Timestamps above 2^53 s (a JavaScript number's exact
-// range) make a token invalid; no clock produces them. `extractTimestamp` checks a token's shape as
-// `decrypt` does, where Python's only checks the signature: either way only a key holder could
-// make a signed token of the wrong shape.
+// Keys are read exactly as Python reads them (key-base64.ts): every key a Python deployment runs
+// with runs here, and its id depends only on its 32 bytes, not on how they were spelled.
+//
+// Where we differ from Python on purpose: a token's base64 must be canonical (url-safe alphabet, `=`
+// padding, zero trailing bits). Python's decoder also skips stray characters and accepts `+` and `/`,
+// but tokens are only ever written by an encoder (Python's `Fernet.encrypt` or ours), never typed or
+// pasted by a person, and both encoders write that one spelling; being strict means one token has
+// exactly one spelling. Timestamps above 2^53 s (a JavaScript number's exact range) make a token
+// invalid; no clock produces them. `extractTimestamp` checks a token's shape as `decrypt` does,
+// where Python's only checks the signature: either way only a key holder could make a signed token
+// of the wrong shape.
+
+import { decodeKeyBase64 } from "./key-base64.ts";
 
 // Every rejection, whatever its cause, is this error with this message and is thrown from a single
 // place per entry point, so a caller (or an attacker probing us) cannot tell one failure from another.
@@ -22,9 +28,16 @@ export class InvalidToken extends Error {
 
 // The message never includes the key: it usually comes straight from configuration.
 export class InvalidFernetKey extends Error {
-  constructor() {
-    super("Fernet key must be 32 url-safe base64-encoded bytes");
+  /** The text goes on with base64 after its padding: two keys in one variable, or a comment? */
+  readonly afterPadding: boolean;
+
+  constructor(afterPadding = false) {
+    super(
+      "Fernet key must be 32 bytes in padded base64 (url-safe or standard alphabet)" +
+        (afterPadding ? ", with nothing after its padding" : ""),
+    );
     this.name = "InvalidFernetKey";
+    this.afterPadding = afterPadding;
   }
 }
 
@@ -63,9 +76,18 @@ export function generateKey(): string {
   return encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
 }
 
+/**
+ * Imports a key from its text, accepting exactly the texts Python's `Fernet(key)` accepts (see
+ * key-base64.ts for the rule and its one exception); the id is a fingerprint of the 32 bytes, so
+ * every spelling of a key has the same id. Throws InvalidFernetKey, which never shows the key.
+ */
 export async function importFernetKey(keyB64: string): Promise<FernetKey> {
-  const raw = decodeBase64Url(keyB64);
-  if (raw === null || raw.length !== 32) throw new InvalidFernetKey();
+  const decoded = typeof keyB64 === "string" ? decodeKeyBase64(keyB64) : { problem: "not base64" as const };
+  const raw = decoded.bytes;
+  if (raw === undefined || raw.length !== 32) {
+    raw?.fill(0);
+    throw new InvalidFernetKey(decoded.problem === "data after padding");
+  }
   try {
     const [signingKey, encryptionKey, id] = await Promise.all([
       crypto.subtle.importKey("raw", raw.subarray(0, 16), { name: "HMAC", hash: "SHA-256" }, false, [
@@ -265,7 +287,7 @@ function encodeBase64Url(bytes: Uint8Array): string {
   return textDecoder.decode(out);
 }
 
-// Returns null for anything but canonical padded url-safe base64.
+// Tokens only: returns null for anything but canonical padded url-safe base64.
 function decodeBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
   if (text.length % 4 !== 0) return null;
   const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;

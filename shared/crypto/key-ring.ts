@@ -6,12 +6,14 @@ import {
   encrypt,
   extractTimestamp,
   importFernetKey,
+  InvalidFernetKey,
   InvalidToken,
   isSignedBy,
 } from "./fernet.ts";
 import type { DecryptOptions, EncryptOptions, FernetKey } from "./fernet.ts";
 
 export interface KeyRingEnv {
+  /** A Fernet key: any text Python's `Fernet(key)` accepts (url-safe or standard base64, padded). */
   ENCRYPTION_KEY?: string | undefined;
   /** Comma-separated, newest first; blanks around and between entries are ignored. */
   PREVIOUS_ENCRYPTION_KEYS?: string | undefined;
@@ -25,6 +27,11 @@ export class KeyRingConfigError extends Error {
   }
 }
 
+/**
+ * The ring of ENCRYPTION_KEY and PREVIOUS_ENCRYPTION_KEYS. Each key is read as Python's Fernet reads
+ * it (contract, section 1), so two spellings of the same 32 bytes are the same key, with the same
+ * id. Throws KeyRingConfigError naming the variable (and the entry's position), never its value.
+ */
 export async function loadKeyRing(env: KeyRingEnv): Promise<KeyRing> {
   const primary = env.ENCRYPTION_KEY?.trim() ?? "";
   if (primary === "") throw new KeyRingConfigError("ENCRYPTION_KEY is not set");
@@ -111,7 +118,11 @@ export class KeyRing {
 async function importConfigured(text: string, name: string): Promise<FernetKey> {
   try {
     return await importFernetKey(text);
-  } catch {
-    throw new KeyRingConfigError(`${name} is not a valid Fernet key (32 bytes, url-safe base64)`);
+  } catch (error) {
+    if (!(error instanceof InvalidFernetKey)) throw error;
+    const rule = "32 bytes in padded base64, url-safe or standard alphabet";
+    // Python up to 3.12 would read such a text up to its padding, 3.13 and later refuse it.
+    const after = error.afterPadding ? "; it goes on after its padding: two keys in one variable, or a comment?" : "";
+    throw new KeyRingConfigError(`${name} is not a valid Fernet key (${rule})${after}`);
   }
 }

@@ -8,6 +8,8 @@ import { withDeadline } from "./deadline.ts";
 import { errorLine } from "./error-line.ts";
 import { DEFAULT_BATCH_SIZE, rotateTokens } from "./keys-rotate.ts";
 import type { RotationSummary } from "./keys-rotate.ts";
+import { parseCommandLine, UsageError } from "./command-line.ts";
+import type { CommandLine, FlagSpec } from "./command-line.ts";
 import { progressReporter } from "./progress.ts";
 import type { ProgressSink } from "./progress.ts";
 
@@ -21,6 +23,8 @@ export interface RotateIo {
 interface RotateArgs {
   dryRun: boolean;
   batchSize: number;
+  /** The npm variables flags were taken from (npm_config_dry_run), to say so. */
+  fromNpm: string[];
 }
 
 const USAGE = "usage: npm run keys:rotate -- [--dry-run] [--batch-size N]";
@@ -32,14 +36,15 @@ const MAX_IDS_SHOWN = 1000;
 /**
  * `npm run keys:rotate`: 0 when every token is under ENCRYPTION_KEY; 1 when some row could not be
  * decrypted, or some were still busy (run again: dropping the old key now would lose them), or on a
- * configuration or database error; 2 on bad usage.
+ * configuration or database error; 2 on bad usage. `argv` are the script's arguments; `env` also
+ * supplies the flags npm kept for itself (`npm run keys:rotate --dry-run`, see command-line.ts).
  */
 export async function runKeysRotate(
   argv: readonly string[],
   env: Record<string, string | undefined>,
   io: RotateIo,
 ): Promise<number> {
-  const args = parseArgs(argv);
+  const args = parseArgs(argv, env);
   if (typeof args === "string") {
     io.error(`keys:rotate: ${args} (${USAGE})`);
     return 2;
@@ -62,8 +67,9 @@ export async function runKeysRotate(
     db = await openDatabase(target, { max: 2, connectTimeout: CONNECT_TIMEOUT_S });
     // Nothing is said until the database answers, so a bad connection is one line and nothing else.
     await withDeadline(db.query("SELECT 1"), (CONNECT_TIMEOUT_S + 2) * 1000);
-    io.log(header(ring, args.dryRun));
-    const summary = await rotateTokens(db, ring, { ...args, onProgress: (p) => progress.update(p) });
+    io.log(header(ring, args));
+    const { dryRun, batchSize } = args;
+    const summary = await rotateTokens(db, ring, { dryRun, batchSize, onProgress: (p) => progress.update(p) });
     progress.finish();
     for (const line of summaryLines(summary, args.dryRun)) io.log(line);
     return summary.undecryptable.length > 0 || summary.busy > 0 ? 1 : 0;
@@ -77,28 +83,42 @@ export async function runKeysRotate(
   }
 }
 
-function parseArgs(argv: readonly string[]): RotateArgs | string {
-  const args: RotateArgs = { dryRun: false, batchSize: DEFAULT_BATCH_SIZE };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "--dry-run") {
-      args.dryRun = true;
-    } else if (arg === "--batch-size" || arg.startsWith("--batch-size=")) {
-      const value = arg === "--batch-size" ? argv[++i] : arg.slice("--batch-size=".length);
-      const size = /^\d+$/.test(value ?? "") ? Number(value) : NaN;
-      if (!(size >= 1 && size <= MAX_BATCH_SIZE)) return `--batch-size takes a whole number from 1 to ${MAX_BATCH_SIZE}`;
-      args.batchSize = size;
-    } else {
-      return `unknown argument ${JSON.stringify(arg)}`;
-    }
+// Both may come from npm's configuration (`npm run keys:rotate --dry-run`, without `--`): a dry run
+// only does less, and a batch size changes nothing but the pace.
+const FLAGS: Record<string, FlagSpec> = {
+  "dry-run": { kind: "switch", fromNpm: "honour" },
+  "batch-size": { kind: "value", fromNpm: "honour" },
+};
+
+function parseArgs(argv: readonly string[], env: Record<string, string | undefined>): RotateArgs | string {
+  let line: CommandLine;
+  try {
+    line = parseCommandLine(argv, env, FLAGS);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    return error.message;
+  }
+  if (line.positionals.length > 0) return `unknown argument ${JSON.stringify(line.positionals[0])}`;
+  const args: RotateArgs = {
+    dryRun: line.flags.has("dry-run"),
+    batchSize: DEFAULT_BATCH_SIZE,
+    fromNpm: [...line.fromNpm.values()],
+  };
+  const value = line.flags.get("batch-size");
+  if (value !== undefined) {
+    const size = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : NaN;
+    if (!(size >= 1 && size <= MAX_BATCH_SIZE)) return `--batch-size takes a whole number from 1 to ${MAX_BATCH_SIZE}`;
+    args.batchSize = size;
   }
   return args;
 }
 
-function header(ring: KeyRing, dryRun: boolean): string {
+// Flags taken from npm's configuration are named, so that one set in an .npmrc is not a mystery.
+function header(ring: KeyRing, args: RotateArgs): string {
   const previous = ring.keyIds.length - 1;
   const keys = `primary key ${ring.primaryKeyId} (ENCRYPTION_KEY), ${previous} previous key${previous === 1 ? "" : "s"}`;
-  return `keys:rotate: ${keys}${dryRun ? "; dry run: nothing is written" : ""}`;
+  const npm = args.fromNpm.length > 0 ? `; from npm's configuration: ${args.fromNpm.join(", ")}` : "";
+  return `keys:rotate: ${keys}${args.dryRun ? "; dry run: nothing is written" : ""}${npm}`;
 }
 
 function summaryLines(summary: RotationSummary, dryRun: boolean): string[] {
