@@ -121,6 +121,18 @@ describe.each(backends)("schema on %s", (_backend, open) => {
     await expect(asRole("service_role", "SELECT count(*) FROM users")).resolves.toHaveLength(1);
   });
 
+  it("lets service_role write users, whose email index calls dms.email_key", async () => {
+    const inserted = db.transaction(async (tx) => {
+      await tx.exec("SET LOCAL ROLE service_role");
+      await tx.query("INSERT INTO users (email) VALUES ('ΟΔΟΣ@service-role.example')");
+      await tx.query("UPDATE users SET email = 'Οδος@service-role.example' WHERE email = 'ΟΔΟΣ@service-role.example'");
+      await tx.exec("RESET ROLE");
+      return tx.query("SELECT email FROM users WHERE dms.email_key(email) = 'οδοσ@service-role.example'");
+    });
+    await expect(inserted).resolves.toEqual([{ email: "Οδος@service-role.example" }]);
+    await db.query("DELETE FROM users WHERE email = 'Οδος@service-role.example'");
+  });
+
   it("gives every function of ours a fixed search_path and no EXECUTE for the API roles", async () => {
     const functions = await db.query<{ name: string; config: string[] | null; anon: boolean; authenticated: boolean }>(
       `SELECT p.proname AS name, p.proconfig AS config,
@@ -128,7 +140,7 @@ describe.each(backends)("schema on %s", (_backend, open) => {
               has_function_privilege('authenticated', p.oid, 'EXECUTE') AS authenticated
        FROM pg_proc p WHERE p.pronamespace IN ('public'::regnamespace, 'dms'::regnamespace) ORDER BY 1`,
     );
-    expect(functions.map((f) => f.name)).toEqual(expect.arrayContaining(["set_updated_at", "register_user", "store_dexcom_token"]));
+    expect(functions.map((f) => f.name)).toEqual(expect.arrayContaining(["set_updated_at", "register_user", "store_dexcom_token", "email_key"]));
     for (const fn of functions) {
       expect(fn.config?.some((setting) => setting.startsWith("search_path=")), fn.name).toBe(true);
       expect([fn.name, fn.anon, fn.authenticated]).toEqual([fn.name, false, false]);

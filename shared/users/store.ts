@@ -10,6 +10,12 @@ export type Registration =
   | "email_in_use"
   | "user_inactive";
 
+/** What registerUser answers: the caller's row, or why there is none to show. */
+export type RegisterResult =
+  | { outcome: Registration; user: User }
+  // The email's key (below) is longer than the column's 255 characters; nothing was looked up.
+  | { outcome: "email_too_long"; user: null };
+
 interface UserRow {
   id: number;
   firebase_uid: string | null;
@@ -22,15 +28,25 @@ interface UserRow {
 
 const USER_COLUMNS = "id, firebase_uid, email, dexcom_user_id, is_active, created_at, updated_at";
 
-/** One round trip: dms.register_user does the lookups, adoption and insert under row locks. */
+/**
+ * POST /users in one round trip: dms.register_user does the lookups, adoption and insert under row
+ * locks.
+ *
+ * `email` is the token's, exactly as it came (or null): the database turns it into its key with
+ * `dms.email_key` (migration `20261129000001_email_key`: NFC, Unicode simple case folding in
+ * lower case, İ to i + U+0307), stores that key, and finds rows by the key of their email, so a row
+ * from before and a token for the same address meet however either is spelt in case. Nothing here
+ * lower-cases an email: a second rule would split one address into two rows again.
+ */
 export async function registerUser(
   db: Queryable,
   caller: { uid: string; email: string | null; emailVerified: boolean },
-): Promise<{ outcome: Registration; user: User }> {
-  const [row] = await db.query<UserRow & { outcome: Registration }>(
+): Promise<RegisterResult> {
+  const [row] = await db.query<UserRow & { outcome: Registration | "email_too_long" }>(
     `SELECT outcome, ${USER_COLUMNS} FROM dms.register_user($1, $2, $3)`,
     [caller.uid, caller.email, caller.emailVerified],
   );
+  if (row!.outcome === "email_too_long") return { outcome: "email_too_long", user: null };
   return { outcome: row!.outcome, user: toUser(row!) };
 }
 
