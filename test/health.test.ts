@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readMigrations } from "../shared/db/migrations.ts";
 import { startTestBackend, type TestBackend } from "./support/backend.ts";
 import { CONTRACT_ALLOWED_HEADERS } from "./support/contract-helpers.ts";
+import { SHIPPED_MIGRATIONS } from "../shared/db/shipped-migrations.ts";
+import { emptyPostgres, migratedPostgres, type TestDatabase } from "./support/databases.ts";
 import { closedPort } from "./support/fake-postgres.ts";
 
 describe("GET /health", () => {
@@ -64,5 +66,50 @@ describe("GET /health with the database down", () => {
     const { status, body } = await backend.call("users", { method: "POST", token });
     expect(status).toBe(503);
     expect(body.error).toBe("database_unavailable");
+  });
+});
+
+describe("GET /health on a database without the schema this code ships", () => {
+  it("knows every migration of supabase/migrations (add a new one to shared/db/shipped-migrations.ts)", async () => {
+    expect(SHIPPED_MIGRATIONS).toEqual((await readMigrations()).map((m) => m.version));
+  });
+
+  const onDatabase = async (database: TestDatabase, check: (backend: TestBackend) => Promise<void>) => {
+    const backend = await startTestBackend({ DATABASE_URL: database.url });
+    try {
+      await check(backend);
+    } finally {
+      await backend.close();
+      await database.drop();
+    }
+  };
+
+  it("answers 503 schema: missing when no migration was ever applied", async () => {
+    await onDatabase(await emptyPostgres(), async (backend) => {
+      const { status, body } = await backend.call("health");
+      expect(status).toBe(503);
+      expect(body).toMatchObject({ status: "unavailable", database: "ok", schema: "missing", schema_version: null });
+    });
+  });
+
+  it("answers 503 schema: behind when a shipped migration is not applied", async () => {
+    const database = await migratedPostgres();
+    const [last, previous] = [SHIPPED_MIGRATIONS.at(-1)!, SHIPPED_MIGRATIONS.at(-2)!];
+    await database.db.query("DELETE FROM supabase_migrations.schema_migrations WHERE version = $1", [last]);
+    await onDatabase(database, async (backend) => {
+      const { status, body } = await backend.call("health");
+      expect(status).toBe(503);
+      expect(body).toMatchObject({ status: "unavailable", database: "ok", schema: "behind", schema_version: previous });
+    });
+  });
+
+  it("answers 200 on a database migrated ahead of the code (the schema is pushed before the functions)", async () => {
+    const database = await migratedPostgres();
+    await database.db.query("INSERT INTO supabase_migrations.schema_migrations (version, name) VALUES ('99991231000000', 'from_newer_code')");
+    await onDatabase(database, async (backend) => {
+      const { status, body } = await backend.call("health");
+      expect(status).toBe(200);
+      expect(body).toEqual({ status: "ok", database: "ok", schema_version: "99991231000000" });
+    });
   });
 });

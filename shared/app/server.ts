@@ -4,6 +4,7 @@ import { ConfigError } from "./config.ts";
 import { buildDependencies, type Dependencies } from "./dependencies.ts";
 import { FUNCTIONS } from "./functions.ts";
 import { createGateway } from "./gateway.ts";
+import { survivalOfUnhandledRejections } from "./last-resort.ts";
 
 export interface LocalServer {
   deps: Dependencies;
@@ -22,6 +23,7 @@ export async function buildLocalServer(
   database?: Database,
 ): Promise<LocalServer> {
   const deps = await buildDependencies(env, { firebase: true, encryption: true }, logger, database);
+  survivalOfUnhandledRejections(deps.logger);
   const functions = Object.fromEntries(
     Object.entries(FUNCTIONS).map(([name, definition]) => [name, definition.build(deps)]),
   );

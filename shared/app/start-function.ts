@@ -1,5 +1,6 @@
 import { ConfigError } from "./config.ts";
 import { buildDependencies } from "./dependencies.ts";
+import { survivalOfUnhandledRejections } from "./last-resort.ts";
 import { FUNCTIONS, type FunctionName } from "./functions.ts";
 
 /** What a runtime gives an entry file; Deno's in functions/, anything alike in tests. */
@@ -14,6 +15,7 @@ export async function startFunction(name: FunctionName, runtime: Runtime): Promi
   const definition = FUNCTIONS[name];
   try {
     const deps = await buildDependencies(runtime.env, { ...definition.needs, server: true });
+    survivalOfUnhandledRejections(deps.logger);
     runtime.serve(definition.build(deps));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

@@ -36,7 +36,18 @@ export function describeConnectionError(error: unknown, url: string): string {
       return `cannot connect to ${target}: unknown host`;
     case "CONNECT_TIMEOUT":
     case "ETIMEDOUT":
+    case "DATABASE_TIMEOUT":
       return `cannot connect to ${target}: timed out`;
+    case "SSL_NOT_SUPPORTED":
+      return `cannot connect to ${target}: the server does not support SSL, and the URL requires it (sslmode=require); ` +
+        "use sslmode=disable for a local server without TLS, or enable SSL on the server";
+    case "CONNECTION_CLOSED":
+    case "ECONNRESET":
+      return `cannot connect to ${target}: the server closed the connection (a pooler refusing, or not a Postgres server?)`;
+    case "53300":
+      return `cannot connect to ${target}: the server has too many connections (53300); lower DATABASE_POOL_SIZE or raise max_connections`;
+    case "57P03":
+      return `cannot connect to ${target}: the server is starting up or shutting down (57P03); try again shortly`;
     case "28P01":
     case "28000":
       return `cannot connect to ${target}: authentication failed (check the user and password)`;

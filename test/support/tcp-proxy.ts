@@ -6,6 +6,13 @@ export interface TcpProxy {
   down(): Promise<void>;
   /** The database "hangs": connections are accepted and never answered. */
   hang(): Promise<void>;
+  /**
+   * The database stops answering while every TCP connection stays open (a proxy or NAT that stops
+   * forwarding): bytes already in flight stay where they are, new connections are accepted and held.
+   */
+  freeze(): void;
+  /** After freeze(): forwarding again, on the old connections and the held new ones. */
+  thaw(): void;
   /** Back to forwarding. */
   up(): Promise<void>;
   close(): Promise<void>;
@@ -17,7 +24,9 @@ export interface TcpProxy {
  */
 export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
-  let mode: "forward" | "hang" = "forward";
+  const pairs = new Set<[Socket, Socket]>();
+  const held: Socket[] = [];
+  let mode: "forward" | "hang" | "frozen" = "forward";
   let server: Server | null = null;
   let port = 0;
 
@@ -26,16 +35,26 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
   };
+  const forward = (client: Socket) => {
+    const upstream = connect(targetPort, targetHost);
+    track(upstream);
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    client.pipe(upstream).pipe(client);
+    client.on("close", () => (upstream.destroy(), pairs.delete(pair)));
+    upstream.on("close", () => (client.destroy(), pairs.delete(pair)));
+  };
   const listen = () =>
     new Promise<void>((resolve) => {
       server = createServer((client) => {
         track(client);
         if (mode === "hang") return;
-        const upstream = connect(targetPort, targetHost);
-        track(upstream);
-        client.pipe(upstream).pipe(client);
-        client.on("close", () => upstream.destroy());
-        upstream.on("close", () => client.destroy());
+        if (mode === "frozen") {
+          client.pause();
+          held.push(client);
+          return;
+        }
+        forward(client);
       });
       server.listen(port, "127.0.0.1", () => {
         const address = server!.address();
@@ -46,6 +65,7 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
   const stop = () =>
     new Promise<void>((resolve) => {
       for (const socket of sockets) socket.destroy();
+      held.length = 0;
       if (server === null) return resolve();
       server.close(() => resolve());
       server = null;
@@ -61,6 +81,26 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
       await stop();
       mode = "hang";
       await listen();
+    },
+    freeze: () => {
+      mode = "frozen";
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+    },
+    thaw: () => {
+      mode = "forward";
+      for (const [client, upstream] of pairs) {
+        client.pipe(upstream);
+        upstream.pipe(client);
+      }
+      for (const client of held.splice(0)) {
+        forward(client);
+        client.resume();
+      }
     },
     up: async () => {
       await stop();
