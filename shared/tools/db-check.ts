@@ -11,6 +11,9 @@ import { withDeadline } from "./deadline.ts";
 import { errorLine } from "./error-line.ts";
 
 const CONNECT_TIMEOUT_S = 5;
+// No statement of an operator command may hang on a database that stopped answering; a minute is
+// far more than any of its statements or batch transactions needs.
+const STATEMENT_DEADLINE_MS = 60_000;
 
 export interface Output {
   log(line: string): void;
@@ -30,7 +33,7 @@ export async function dbCheck(env: Env, out: Output): Promise<number> {
     // First, and before any target is known, so a bad key is reported in the key ring's own words.
     const ring = await optionalKeyRing(env);
     target = databaseTarget(env);
-    db = await openDatabase(target, { max: 1, connectTimeout: CONNECT_TIMEOUT_S });
+    db = await openDatabase(target, { max: 1, connectTimeout: CONNECT_TIMEOUT_S, deadlineMs: STATEMENT_DEADLINE_MS });
     // The driver's own timeout does not cover every way a connection can hang.
     const report = await withDeadline(inspectDatabase(db), (CONNECT_TIMEOUT_S + 2) * 1000);
     out.log(`database: ${describeTarget(target)}`);

@@ -29,6 +29,9 @@ interface RotateArgs {
 
 const USAGE = "usage: npm run keys:rotate -- [--dry-run] [--batch-size N]";
 const CONNECT_TIMEOUT_S = 5;
+// No statement of an operator command may hang on a database that stopped answering; a minute is
+// far more than any of its statements or batch transactions needs.
+const STATEMENT_DEADLINE_MS = 60_000;
 const MAX_BATCH_SIZE = 10_000;
 // Enough ids for a person to look a few rows up; past that the cause is a wrong key, not the rows.
 const MAX_IDS_SHOWN = 1000;
@@ -64,7 +67,7 @@ export async function runKeysRotate(
   const progress = progressReporter(io.progress);
   try {
     target = databaseTarget(env);
-    db = await openDatabase(target, { max: 2, connectTimeout: CONNECT_TIMEOUT_S });
+    db = await openDatabase(target, { max: 2, connectTimeout: CONNECT_TIMEOUT_S, deadlineMs: STATEMENT_DEADLINE_MS });
     // Nothing is said until the database answers, so a bad connection is one line and nothing else.
     await withDeadline(db.query("SELECT 1"), (CONNECT_TIMEOUT_S + 2) * 1000);
     io.log(header(ring, args));
