@@ -4,6 +4,7 @@
 // requests would, since each WebCrypto call waits on a worker thread rather than on the CPU.
 import { decrypt, encrypt, generateKey, importFernetKey } from "../shared/crypto/fernet.ts";
 import type { FernetKey } from "../shared/crypto/fernet.ts";
+import { withChild } from "./child.ts";
 
 const SECONDS = 2.5;
 const WARM_UP_SECONDS = 0.3;
@@ -58,11 +59,13 @@ async function runPython(key: string, plaintext: Uint8Array): Promise<(Result & 
   const script = new URL("./fernet_python.py", import.meta.url).pathname;
   const request = JSON.stringify({ key, plaintext_b64: btoa(String.fromCharCode(...plaintext)), seconds: SECONDS });
   try {
-    const child = new Deno.Command("python3", { args: [script], stdin: "piped", stdout: "piped", stderr: "null" }).spawn();
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(request));
-    await writer.close();
-    const { success, stdout } = await child.output();
+    const python = new Deno.Command("python3", { args: [script], stdin: "piped", stdout: "piped", stderr: "null" });
+    const { success, stdout } = await withChild(python, async (child) => {
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(request));
+      await writer.close();
+      return await child.output();
+    });
     return success ? JSON.parse(new TextDecoder().decode(stdout)) : null;
   } catch {
     return null;

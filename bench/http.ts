@@ -6,6 +6,8 @@ import { createFirebaseVerifier } from "../shared/auth/firebase-verifier.ts";
 import { generateKey } from "../shared/crypto/fernet.ts";
 import { freePort } from "../shared/local/ports.ts";
 import { untilAnswers } from "../shared/local/until-answers.ts";
+import { outputOf, withChild } from "./child.ts";
+import { withCleanup } from "./interruptible.ts";
 import { withScratchDatabase } from "./scratch-database.ts";
 
 const CONNECTIONS = 32;
@@ -71,7 +73,7 @@ async function run(database: { url: string }): Promise<void> {
   const jwks = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () =>
     Response.json(keys.jwks, { headers: { "cache-control": "public, max-age=3600" } }));
   const port = await freePort();
-  const server = new Deno.Command(Deno.execPath(), {
+  const serve = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", new URL("../scripts/serve.ts", import.meta.url).pathname],
     env: {
       DATABASE_URL: database.url,
@@ -83,85 +85,105 @@ async function run(database: { url: string }): Promise<void> {
     },
     stdout: "null",
     stderr: "piped",
-  }).spawn();
-  const serverErrors = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let exited = false;
-  server.status.then(() => (exited = true));
+  });
+  let serverErrors: ReadableStreamDefaultReader<string> | undefined;
   try {
-    const base = `http://127.0.0.1:${port}/functions/v1`;
-    await untilAnswers(`${base}/health`, {
-      timeoutMs: 10_000,
-      giveUp: () => (exited ? new Error("the server stopped while starting") : null),
-      timedOut: () => new Error(`the server did not come up at ${base}`),
-    }).catch(async (error) => {
-      const { value } = exited ? await serverErrors.read() : { value: "" };
-      throw new Error(`${error.message}: ${value ?? ""}`);
+    await withChild(serve, async (server) => {
+      serverErrors = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let exited = false;
+      server.status.then(() => (exited = true));
+      await measure(`http://127.0.0.1:${port}/functions/v1`, database.url, keys, () => exited, serverErrors);
+      await benchColdVerification(keys, `http://127.0.0.1:${jwks.addr.port}/jwks`);
     });
-    const tokens = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => keys.idToken(`bench-user-${i + 1}`)));
-    for (const token of tokens) await fetch(`${base}/users`, { method: "POST", headers: { authorization: `Bearer ${token}` } }).then((r) => r.body?.cancel());
-
-    console.log(`  ${"endpoint".padEnd(22)}${"req/s".padStart(9)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}${"errors".padStart(8)}${"pgbench tps".padStart(13)}${"ratio".padStart(8)}`);
-    for (const scenario of SCENARIOS) {
-      await load(base, scenario, tokens, 1); // warm-up
-      const http = await load(base, scenario, tokens, SECONDS);
-      if (http === null) {
-        console.log("  skipped: the load generator wrk is not installed (apt-get install wrk)");
-        break;
-      }
-      const sqlTps = await pgbench(database.url, scenario.sql);
-      const rps = http.requests / http.seconds;
-      console.log(
-        `  ${scenario.name.padEnd(22)}${rps.toFixed(0).padStart(9)}${http.p50.toFixed(1).padStart(9)}${
-          http.p99.toFixed(1).padStart(9)
-        }${String(http.errors).padStart(8)}${sqlTps === null ? "n/a".padStart(13) : sqlTps.toFixed(0).padStart(13)}${
-          sqlTps === null ? "" : `${(rps / sqlTps).toFixed(2)}x`.padStart(8)
-        }`,
-      );
-    }
-    await benchColdVerification(keys, `http://127.0.0.1:${jwks.addr.port}/jwks`);
   } finally {
-    if (!exited) server.kill("SIGTERM");
-    await server.status;
-    await serverErrors.cancel();
+    await serverErrors?.cancel(); // only once the server is gone: it may still write to stderr until then
     await jwks.shutdown();
+  }
+}
+
+async function measure(
+  base: string,
+  databaseUrl: string,
+  keys: Awaited<ReturnType<typeof signingKeys>>,
+  exited: () => boolean,
+  serverErrors: ReadableStreamDefaultReader<string>,
+): Promise<void> {
+  await untilAnswers(`${base}/health`, {
+    timeoutMs: 10_000,
+    giveUp: () => (exited() ? new Error("the server stopped while starting") : null),
+    timedOut: () => new Error(`the server did not come up at ${base}`),
+  }).catch(async (error) => {
+    const { value } = exited() ? await serverErrors.read() : { value: "" };
+    throw new Error(`${error.message}: ${value ?? ""}`);
+  });
+  const tokens = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => keys.idToken(`bench-user-${i + 1}`)));
+  for (const token of tokens) await fetch(`${base}/users`, { method: "POST", headers: { authorization: `Bearer ${token}` } }).then((r) => r.body?.cancel());
+
+  console.log(`  ${"endpoint".padEnd(22)}${"req/s".padStart(9)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}${"errors".padStart(8)}${"pgbench tps".padStart(13)}${"ratio".padStart(8)}`);
+  for (const scenario of SCENARIOS) {
+    await load(base, scenario, tokens, 1); // warm-up
+    const http = await load(base, scenario, tokens, SECONDS);
+    if (http === null) {
+      console.log("  skipped: the load generator wrk is not installed (apt-get install wrk)");
+      break;
+    }
+    const sqlTps = await pgbench(databaseUrl, scenario.sql);
+    const rps = http.requests / http.seconds;
+    console.log(
+      `  ${scenario.name.padEnd(22)}${rps.toFixed(0).padStart(9)}${http.p50.toFixed(1).padStart(9)}${
+        http.p99.toFixed(1).padStart(9)
+      }${String(http.errors).padStart(8)}${sqlTps === null ? "n/a".padStart(13) : sqlTps.toFixed(0).padStart(13)}${
+        sqlTps === null ? "" : `${(rps / sqlTps).toFixed(2)}x`.padStart(8)
+      }`,
+    );
   }
 }
 
 // wrk (C, from Debian's package) generates the load, so the client's own cost stays small next to
 // the server's; requests cycle through the users' tokens.
 async function load(base: string, scenario: Scenario, tokens: string[], seconds: number): Promise<Measurement | null> {
-  const script = await Deno.makeTempFile({ suffix: ".lua" });
   const requests = tokens.map((token) =>
     `wrk.format(${lua(scenario.method)}, ${lua(`/functions/v1/${scenario.fn}`)}, {["authorization"] = ${lua(`Bearer ${token}`)}${
       scenario.body ? `, ["content-type"] = "application/json"` : ""
     }}, ${scenario.body ? lua(scenario.body) : "nil"})`
   );
-  await Deno.writeTextFile(script, `local requests = {}
+  const script = `local requests = {}
 init = function() requests = { ${requests.join(", ")} } end
 local i = 0
 request = function() i = i % #requests + 1; return requests[i] end
-`);
-  try {
-    const { success, stdout } = await new Deno.Command("wrk", {
-      args: ["-t2", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", script, base.replace(/\/functions\/v1$/, "")],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    const out = new TextDecoder().decode(stdout);
-    const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-    if (!success || !rps) return null;
-    return {
-      requests: Number(rps[1]) * seconds,
-      seconds,
-      errors: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
-      p50: latency(out, "50%"),
-      p99: latency(out, "99%"),
-    };
-  } catch {
-    return null;
-  } finally {
-    await Deno.remove(script);
-  }
+`;
+  return await withTempFile(".lua", script, async (path) => {
+    try {
+      const { success, stdout } = await outputOf(
+        new Deno.Command("wrk", {
+          args: ["-t2", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", path, base.replace(/\/functions\/v1$/, "")],
+          stdout: "piped",
+          stderr: "null",
+        }),
+      );
+      const out = new TextDecoder().decode(stdout);
+      const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+      if (!success || !rps) return null;
+      return {
+        requests: Number(rps[1]) * seconds,
+        seconds,
+        errors: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
+        p50: latency(out, "50%"),
+        p99: latency(out, "99%"),
+      };
+    } catch {
+      return null;
+    }
+  });
+}
+
+/** Runs fn with a temporary file holding `text`, removed afterwards, also when interrupted. */
+async function withTempFile<T>(suffix: string, text: string, fn: (path: string) => Promise<T>): Promise<T> {
+  const path = await Deno.makeTempFile({ suffix });
+  return await withCleanup(() => Deno.remove(path), async () => {
+    await Deno.writeTextFile(path, text);
+    return await fn(path);
+  });
 }
 
 function lua(text: string): string {
@@ -176,21 +198,22 @@ function latency(out: string, percentile: string): number {
 
 // pgbench runs the statement with one client per connection; each client works as user :n.
 async function pgbench(url: string, sql: string): Promise<number | null> {
-  const script = await Deno.makeTempFile({ suffix: ".sql" });
-  await Deno.writeTextFile(script, `\\set n random(1, ${CONNECTIONS})\n${sql.replaceAll("\n", " ")}\n`);
-  try {
-    const { success, stdout } = await new Deno.Command("pgbench", {
-      args: ["-n", "-M", "extended", "-c", String(CONNECTIONS), "-j", "2", "-T", String(SECONDS), "-f", script, url],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    const match = /tps = ([\d.]+)/.exec(new TextDecoder().decode(stdout));
-    return success && match ? Number(match[1]) : null;
-  } catch {
-    return null;
-  } finally {
-    await Deno.remove(script);
-  }
+  const script = `\\set n random(1, ${CONNECTIONS})\n${sql.replaceAll("\n", " ")}\n`;
+  return await withTempFile(".sql", script, async (path) => {
+    try {
+      const { success, stdout } = await outputOf(
+        new Deno.Command("pgbench", {
+          args: ["-n", "-M", "extended", "-c", String(CONNECTIONS), "-j", "2", "-T", String(SECONDS), "-f", path, url],
+          stdout: "piped",
+          stderr: "null",
+        }),
+      );
+      const match = /tps = ([\d.]+)/.exec(new TextDecoder().decode(stdout));
+      return success && match ? Number(match[1]) : null;
+    } catch {
+      return null;
+    }
+  });
 }
 
 // The server remembers a verified token until it expires, so the table above pays RSA once per

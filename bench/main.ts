@@ -1,10 +1,20 @@
-// Runs every benchmark in turn: `npm run bench` (deno run -A bench/main.ts).
+// Runs every benchmark in turn: `npm run bench` (deno run -A bench/main.ts); or the named ones:
+// `npm run bench -- rotation http`.
 import { benchFernet } from "./fernet.ts";
 import { benchHttp } from "./http.ts";
 import { benchRotation } from "./rotation.ts";
 import { benchStartup } from "./startup.ts";
 
-await benchFernet();
-await benchRotation();
-await benchHttp();
-await benchStartup();
+const BENCHES: Record<string, () => Promise<void>> = {
+  fernet: benchFernet,
+  rotation: benchRotation,
+  http: benchHttp,
+  startup: benchStartup,
+};
+
+const unknown = Deno.args.filter((name) => !(name in BENCHES));
+if (unknown.length > 0) {
+  console.error(`bench: no benchmark ${unknown.join(", ")}; the benchmarks: ${Object.keys(BENCHES).join(", ")}`);
+  Deno.exit(2);
+}
+for (const name of Deno.args.length > 0 ? Deno.args : Object.keys(BENCHES)) await BENCHES[name]!();

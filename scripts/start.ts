@@ -4,6 +4,7 @@ import { describeTarget } from "../shared/db/open.ts";
 import { LocalStackError } from "../shared/local/errors.ts";
 import { HOST, startLocalStack } from "../shared/local/stack.ts";
 
+const PARENT_CHECK_MS = 500;
 const started = performance.now();
 const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
 
@@ -15,6 +16,11 @@ let stop = () => {
 };
 Deno.addSignalListener("SIGINT", () => stop());
 Deno.addSignalListener("SIGTERM", () => stop());
+// The same when npm, which started us, is gone (killed hard, so it could not pass a signal on): the
+// kernel then gives us another parent. We must not live on unseen, holding the ports and the data
+// directory. Deno.ppid is read afresh on each call; a recycled pid cannot fool this comparison.
+const parent = Deno.ppid;
+Deno.unrefTimer(setInterval(() => Deno.ppid !== parent && stop(), PARENT_CHECK_MS));
 
 const fail = (error: unknown): never => {
   if (!(error instanceof LocalStackError)) throw error;

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DataDirInUse, lockDataDir } from "../shared/db/data-dir-lock.ts";
 import { openPglite } from "../shared/db/pglite.ts";
+import { holdDataDir } from "./support/lock-holder.ts";
 
 let root: string;
 beforeAll(async () => (root = await mkdtemp(join(tmpdir(), "dms-lock-"))));
@@ -29,5 +30,36 @@ describe("the embedded database's data directory", () => {
     const takeover = await lockDataDir(dir);
     expect(await readFile(join(dir, "dms.lock"), "utf8")).toBe(String(process.pid));
     await takeover();
+  });
+
+  // A container restarted after a hard kill gives its new process the pid the file recorded (1,
+  // say), so a pid that is alive proves nothing: only the lock held by a live process counts.
+  it.each([
+    ["pid 1, alive and never ours", "1"],
+    ["the pid of this very process, which does not hold it", String(process.pid)],
+  ])("is not fooled by a lock file naming %s", async (_name, pid) => {
+    const dir = join(root, `reused-pid-${pid}`);
+    await (await lockDataDir(dir))();
+    await writeFile(join(dir, "dms.lock"), pid);
+    const release = await lockDataDir(dir);
+    expect(await readFile(join(dir, "dms.lock"), "utf8")).toBe(String(process.pid));
+    await release();
+  });
+
+  it("is refused while another process holds it, and free once that one is killed with SIGKILL", async () => {
+    const dir = join(root, "held-elsewhere");
+    const holder = await holdDataDir(dir);
+    try {
+      await expect(openPglite(dir)).rejects.toThrow(
+        `the embedded database in ${dir} is in use by process ${holder.pid} (npm start?); stop it first, or set DATABASE_URL`,
+      );
+    } finally {
+      await holder.kill();
+    }
+    // The file still names the dead holder; the operating system has dropped its lock.
+    expect(await readFile(join(dir, "dms.lock"), "utf8")).toBe(String(holder.pid));
+    const db = await openPglite(dir);
+    expect(await db.query("SELECT 1 AS one")).toEqual([{ one: 1 }]);
+    await db.close();
   });
 });

@@ -1,10 +1,11 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readMigrations } from "../shared/db/migrations.ts";
 import { migratedPglite, migratedPostgres, type TestDatabase } from "./support/databases.ts";
 import { closedPort, passwordRefusingServer, silentServer } from "./support/fake-postgres.ts";
+import { holdDataDir } from "./support/lock-holder.ts";
 import { npmRun, type RunResult } from "./support/run.ts";
 
 const PASSWORD = "Sup3r-Secret-Pa55";
@@ -95,6 +96,37 @@ describe("npm run db:check", () => {
       expect(result.stdout).toContain(`database: embedded PGlite in ${dataDir}`);
       expect(result.stdout).toMatch(/server: PostgreSQL \d+\.\d+ \(PGlite/);
       expect(result.stdout).toContain(`newest migration: ${newest.version} ${newest.name}`);
+    });
+
+    // After a hard kill the file still names the dead holder, and a restarted container gives its
+    // new process that very pid (1, say): a live pid proves nothing, only a held lock does.
+    it.each([
+      ["1 (a container's first process)", () => "1"],
+      ["a live process that does not hold it (this test's)", () => String(process.pid)],
+    ])("is not fooled by a lock file naming %s", async (_name, pid) => {
+      const fresh = join(dataDir, `pid-${pid()}`);
+      await (await migratedPglite(fresh)).close();
+      await writeFile(join(fresh, "dms.lock"), pid());
+      const result = await npmRun("db:check", [], { DMS_DATA_DIR: fresh });
+      expect(result.stderr).toBe("");
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain(`newest migration: ${newest.version}`);
+    });
+
+    it("is refused in one line while another process holds the database, and works once it is killed", async () => {
+      const held = join(dataDir, "held");
+      await (await migratedPglite(held)).close();
+      const holder = await holdDataDir(held);
+      try {
+        expectOneClearLine(
+          await npmRun("db:check", [], { DMS_DATA_DIR: held }),
+          new RegExp(`the embedded database in ${held} is in use by process ${holder.pid} \\(npm start\\?\\); stop it first, or set DATABASE_URL$`),
+        );
+      } finally {
+        await holder.kill();
+      }
+      const result = await npmRun("db:check", [], { DMS_DATA_DIR: held });
+      expect([result.code, result.stderr]).toEqual([0, ""]);
     });
   });
 });

@@ -5,10 +5,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readMigrations } from "../shared/db/migrations.ts";
 import { openPglite } from "../shared/db/pglite.ts";
-import { freePort } from "../shared/local/ports.ts";
+import { assertPortFree, freePort } from "../shared/local/ports.ts";
 import { emptyPostgres, migratedPglite } from "./support/databases.ts";
 import { closedPort } from "./support/fake-postgres.ts";
+import { childrenOf, eventually, processesWithEnv } from "./support/processes.ts";
 import { npmRun } from "./support/run.ts";
+import { schemaSnapshot } from "./support/schema-snapshot.ts";
 import { type ServeProcess, startServe } from "./support/serve-process.ts";
 
 const READY = /DMS backend ready in/;
@@ -95,26 +97,36 @@ describe("npm start", () => {
   // Starts the whole stack twice (the emulator alone takes about 6 s each): more time than most.
   it("loses no acknowledged write when killed hard in the middle of writes", async () => {
     const server = await start(dataDir);
-    const token = await devToken("person@example.com");
     const acknowledged: number[] = [];
     let writing = true;
-    const writer = (async () => {
-      while (writing) {
-        try {
-          const response = await call(server, "dexcom-tokens", token, {
-            method: "POST",
-            body: JSON.stringify({ access_token: `a${acknowledged.length}`, refresh_token: "r", expires_in: 60 }),
-          });
-          if (response.status === 201) acknowledged.push(response.body.token.id);
-        } catch {
-          return; // the server is gone
+    let token: string;
+    try {
+      token = await devToken("person@example.com");
+      // Registered here too (200 when it already is), so that this test also runs on its own.
+      expect([200, 201]).toContain((await call(server, "users", token, { method: "POST" })).status);
+      const writer = (async () => {
+        while (writing) {
+          try {
+            const response = await call(server, "dexcom-tokens", token, {
+              method: "POST",
+              body: JSON.stringify({ access_token: `a${acknowledged.length}`, refresh_token: "r", expires_in: 60 }),
+            });
+            if (response.status === 201) acknowledged.push(response.body.token.id);
+          } catch {
+            return; // the server is gone
+          }
         }
-      }
-    })();
-    while (acknowledged.length < 25) await new Promise((resolve) => setTimeout(resolve, 10));
-    await server.kill();
-    writing = false;
-    await writer;
+      })();
+      const deadline = Date.now() + 30_000;
+      while (acknowledged.length < 25 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await server.kill();
+      writing = false;
+      await writer;
+    } finally {
+      writing = false;
+      if (server.child.exitCode === null && server.child.signalCode === null) await server.kill();
+    }
+    expect(acknowledged.length).toBeGreaterThanOrEqual(25);
 
     const again = await start(dataDir);
     try {
@@ -134,6 +146,64 @@ describe("npm start", () => {
       await db.close();
     }
   }, 90_000);
+});
+
+describe("npm start killed hard", () => {
+  /** Every process of the `npm start` given this data directory: npm, Deno, the emulator. */
+  const processesOf = (dataDir: string) => processesWithEnv("DMS_DATA_DIR", dataDir);
+
+  // Bounded: the emulator's clean shutdown (exporting its accounts) takes a second or two.
+  async function expectNothingLeft(dataDir: string) {
+    await eventually(() => processesOf(dataDir).length === 0, 30_000);
+    expect(processesOf(dataDir).map((p) => p.cmdline)).toEqual([]);
+    const [host, port] = emulatorHost.split(":");
+    await expect(assertPortFree(host!, Number(port), "the emulator", "FIREBASE_AUTH_EMULATOR_HOST")).resolves.toBeUndefined();
+  }
+
+  // Whatever a failed run left, by pid: only processes of our own data directory.
+  function killLeftovers(dataDir: string) {
+    for (const { pid } of processesOf(dataDir)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+
+  it("leaves nothing running when its Deno process gets SIGKILL; the next start works, sign-ins kept", async () => {
+    const dataDir = join(dataRoot, "deno-killed");
+    let second: ServeProcess | undefined;
+    try {
+      const first = await start(dataDir);
+      const token = await devToken("killed@example.com");
+      const created = await call(first, "users", token, { method: "POST" });
+      expect(created.status).toBe(201);
+      const deno = childrenOf(first.child.pid!).filter((p) => p.cmdline.includes("scripts/start.ts"));
+      expect(deno).toHaveLength(1);
+      process.kill(deno[0]!.pid, "SIGKILL");
+
+      await expectNothingLeft(dataDir);
+      second = await start(dataDir);
+      // The emulator exported its accounts on the way out: the same Firebase user signs in again.
+      const again = await call(second, "users", await devToken("killed@example.com"));
+      expect([again.status, again.body.user.id]).toEqual([200, created.body.user.id]);
+    } finally {
+      if (second) expect(await second.stop()).toBe(0);
+      killLeftovers(dataDir);
+    }
+  }, 150_000);
+
+  it("stops, with everything it started, when npm gets SIGKILL", async () => {
+    const dataDir = join(dataRoot, "npm-killed");
+    try {
+      const server = await start(dataDir);
+      process.kill(server.child.pid!, "SIGKILL");
+      await expectNothingLeft(dataDir);
+    } finally {
+      killLeftovers(dataDir);
+    }
+  }, 120_000);
 });
 
 describe("npm start on a DATABASE_URL", () => {
@@ -198,11 +268,14 @@ describe("npm start refuses, in one line", () => {
     expect(await refusal({ DMS_DATA_DIR: dataDir })).toMatch(/29990101000000.*does not know/);
   });
 
-  it("a database the migrations cannot apply to", async () => {
+  it("a database the migrations cannot apply to, which it leaves as it was", async () => {
     const database = await emptyPostgres();
     try {
       await database.db.exec("CREATE TABLE public.users (id integer)");
+      const before = await schemaSnapshot(database.db);
       expect(await refusal({ DATABASE_URL: database.url })).toMatch(/database error at .*: relation "users" already exists/);
+      // No auth or extensions schema, history table, grant or default privilege of ours left in it.
+      expect(await schemaSnapshot(database.db)).toEqual(before);
     } finally {
       await database.drop();
     }

@@ -1,5 +1,5 @@
-import { readFileSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { DatabaseConfigError } from "./config-error.ts";
@@ -12,40 +12,66 @@ const LOCK_FILE = "dms.lock";
 
 /**
  * PGlite does not guard its files against a second process, and two writers would corrupt them; so
- * one process at a time holds the data directory, by a lock file with its pid. A lock left by a
- * process that died (killed hard) is taken over. Returns the release.
+ * one opener at a time holds the data directory, by an exclusive advisory lock (flock(2)) on
+ * `<dir>/dms.lock`. The operating system drops that lock when the holder's process ends, however it
+ * ends (SIGKILL, OOM), so nothing stale is ever left to take over, and a recycled pid cannot fool
+ * it. The file also carries the holder's pid, only to name it in the refusal.
+ *
+ * Returns the release. Throws DataDirInUse (one line) while another opener holds it, also one in
+ * this very process; a DatabaseConfigError when the flock command is missing.
  */
 export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
   await mkdir(dir, { recursive: true });
   const path = join(dir, LOCK_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(path, String(process.pid), { flag: "wx" });
-      return () => rm(path, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    }
-    const holder = Number((await readFile(path, "utf8").catch(() => "")).trim());
-    if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
+  // "a+" creates the file without truncating the pid of a holder; the lock lives on this open file
+  // (not on the path), so the file is never removed: a remover could unlink it under a new holder.
+  const file = await open(path, "a+");
+  try {
+    if (!(await flockNonBlocking(file.fd, dir))) {
+      const holder = (await readFile(path, "utf8").catch(() => "")).trim();
       throw new DataDirInUse(
-        `the embedded database in ${dir} is in use by process ${holder} (npm start?); stop it first, or set DATABASE_URL`,
+        `the embedded database in ${dir} is in use by ${/^\d+$/.test(holder) ? `process ${holder}` : "another process"} ` +
+          "(npm start?); stop it first, or set DATABASE_URL",
       );
     }
-    await rm(path, { force: true });
+    await writeFile(path, String(process.pid));
+  } catch (error) {
+    await file.close();
+    throw error;
   }
-  throw new DataDirInUse(`the embedded database in ${dir} could not be locked`);
+  return async () => {
+    await writeFile(path, "").catch(() => {}); // while still locked: no new holder's pid is erased
+    await file.close(); // the last descriptor of the lock: released
+  };
 }
 
-// A process killed hard can linger as a zombie until its parent reaps it; it holds nothing.
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return true; // no /proc: trust kill()
-  }
+/**
+ * flock(LOCK_EX | LOCK_NB) on our open file `fd`. Node has no flock, nor has Deno's node:fs; Deno's
+ * own Deno.FsFile.tryLock is the same flock, but shared code may not touch Deno.*, and the tests
+ * open PGlite in Node too. So the flock(1) command (util-linux; BusyBox's takes the same options)
+ * takes the lock on the descriptor we hand it as its fd 3, and exits: the lock belongs to the open
+ * file, which we keep, so it is ours until we close it or die. One way for Deno and Node alike, at
+ * the cost of a process started per open (milliseconds). Resolves false when another open file
+ * holds the lock.
+ */
+function flockNonBlocking(fd: number, dir: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("flock", ["-x", "-n", "3"], { stdio: ["ignore", "ignore", "pipe", fd] });
+    let stderr = "";
+    child.stderr!.on("data", (chunk) => (stderr += chunk));
+    child.once("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "ENOENT"
+          ? new DatabaseConfigError(
+            `the embedded database in ${dir} cannot be locked: the flock command is not installed ` +
+              "(util-linux; on macOS: brew install flock); install it, or set DATABASE_URL",
+          )
+          : error,
+      ));
+    // 1 is flock(1)'s "already locked" under -n; other codes are its usage and system errors.
+    child.once("close", (code) => {
+      if (code === 0 || code === 1) resolve(code === 0);
+      else reject(new Error(`flock failed on the embedded database's lock file: ${stderr.trim() || `exit code ${code}`}`));
+    });
+  });
 }

@@ -55,14 +55,50 @@ export async function appliedVersions(db: Pick<Database, "query">): Promise<stri
  * does not know: it was migrated by newer code, and running older code against it is unsafe.
  */
 export async function applyMigrations(db: Database, migrations: Migration[]): Promise<string[]> {
-  // Two processes starting at once take turns here; the second then finds the work done.
-  const serialized = <T>(fn: (tx: Queryable) => Promise<T>) =>
-    db.transaction(async (tx) => {
-      await tx.query("SELECT pg_advisory_xact_lock(8146020311)");
-      return fn(tx);
-    });
-  await serialized((tx) => tx.exec(HISTORY_DDL));
+  await serialized(db, (tx) => tx.exec(HISTORY_DDL));
   const recorded = await appliedVersions(db);
+  refuseUnknown(recorded, migrations);
+  const applied: string[] = [];
+  // Recorded ones cost no transaction each, so starting on a migrated database stays cheap; the
+  // check under the lock still catches a process that got there first.
+  for (const migration of migrations.filter((m) => !recorded.includes(m.version))) {
+    if (await serialized(db, (tx) => applyUnlessRecorded(tx, migration))) applied.push(migration.version);
+  }
+  return applied;
+}
+
+/**
+ * Like applyMigrations, but all of it in one transaction, after `prepare(tx)` in the same one (the
+ * Supabase bootstrap, say): the database ends up migrated, or, when anything fails, exactly as it
+ * was, with no history table, schema, role or grant of ours left in it (Postgres DDL, CREATE ROLE
+ * and GRANT included, is transactional; no migration here uses what is not: CREATE INDEX
+ * CONCURRENTLY, VACUUM, ALTER SYSTEM, CREATE DATABASE). Returns the versions applied; same refusal.
+ */
+export async function applyMigrationsAtomically(
+  db: Database,
+  migrations: Migration[],
+  prepare: (tx: Queryable) => Promise<void> = async () => {},
+): Promise<string[]> {
+  return await serialized(db, async (tx) => {
+    await prepare(tx);
+    await tx.exec(HISTORY_DDL);
+    const recorded = await appliedVersions(tx);
+    refuseUnknown(recorded, migrations);
+    const pending = migrations.filter((m) => !recorded.includes(m.version));
+    for (const migration of pending) await applyUnlessRecorded(tx, migration);
+    return pending.map((m) => m.version);
+  });
+}
+
+// Two processes migrating one database at once take turns; the second then finds the work done.
+function serialized<T>(db: Database, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  return db.transaction(async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock(8146020311)");
+    return fn(tx);
+  });
+}
+
+function refuseUnknown(recorded: string[], migrations: Migration[]): void {
   const known = new Set(migrations.map((m) => m.version));
   const unknown = recorded.filter((version) => !known.has(version));
   if (unknown.length > 0) {
@@ -71,24 +107,18 @@ export async function applyMigrations(db: Database, migrations: Migration[]): Pr
         `update the code (newest known: ${migrations.at(-1)?.version ?? "none"})`,
     );
   }
-  const applied: string[] = [];
-  // Recorded ones cost no transaction each, so starting on a migrated database stays cheap; the
-  // check under the lock still catches a process that got there first.
-  for (const migration of migrations.filter((m) => !recorded.includes(m.version))) {
-    const done = await serialized(async (tx) => {
-      const [row] = await tx.query(
-        "SELECT 1 FROM supabase_migrations.schema_migrations WHERE version = $1",
-        [migration.version],
-      );
-      if (row) return false;
-      await tx.exec(migration.sql);
-      await tx.query(
-        "INSERT INTO supabase_migrations.schema_migrations (version, statements, name) VALUES ($1, $2, $3)",
-        [migration.version, [migration.sql], migration.name],
-      );
-      return true;
-    });
-    if (done) applied.push(migration.version);
-  }
-  return applied;
+}
+
+async function applyUnlessRecorded(tx: Queryable, migration: Migration): Promise<boolean> {
+  const [row] = await tx.query(
+    "SELECT 1 FROM supabase_migrations.schema_migrations WHERE version = $1",
+    [migration.version],
+  );
+  if (row) return false;
+  await tx.exec(migration.sql);
+  await tx.query(
+    "INSERT INTO supabase_migrations.schema_migrations (version, statements, name) VALUES ($1, $2, $3)",
+    [migration.version, [migration.sql], migration.name],
+  );
+  return true;
 }

@@ -4,7 +4,8 @@ import type { Database, Queryable } from "./database.ts";
 
 /**
  * The embedded database: in memory without a directory, persisted in it otherwise, where this
- * process then holds it alone until it closes it.
+ * process then holds it alone until it closes it or ends (lockDataDir: an operating-system lock,
+ * which no dead process can keep). Throws DataDirInUse while another opener holds it.
  */
 export async function openPglite(dataDir?: string): Promise<Database> {
   if (dataDir === undefined) return pgliteDatabase(await PGlite.create());

@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalStackError } from "./errors.ts";
@@ -9,6 +8,7 @@ import { freePort } from "./ports.ts";
 import { untilAnswers } from "./until-answers.ts";
 
 const FIREBASE_CLI = fileURLToPath(new URL("../../node_modules/firebase-tools/lib/bin/firebase.js", import.meta.url));
+const EXIT_WITH_PARENT = fileURLToPath(new URL("./exit-with-parent.cjs", import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
 
 export interface AuthEmulator {
@@ -23,13 +23,22 @@ export interface AuthEmulatorOptions {
   projectId: string;
   /** Accounts are imported from here at start and exported here at stop, so sign-ins survive restarts. */
   accountsDir: string;
+  /**
+   * The CLI's working directory (its firebase.json and firebase-debug.log), made if missing and
+   * reused by the next start: a fixed place, so a stack killed hard leaves nothing to collect.
+   */
+  workDir: string;
 }
 
-/** The Firebase Auth emulator of the firebase-tools package, started and stopped with the stack. */
+/**
+ * The Firebase Auth emulator of the firebase-tools package, started and stopped with the stack. It
+ * never outlives this process: it runs with exit-with-parent.cjs preloaded and a pipe from us on its
+ * stdin, so it shuts down cleanly (accounts exported) once we are gone, even killed with SIGKILL.
+ */
 export async function startAuthEmulator(options: AuthEmulatorOptions, signal?: AbortSignal): Promise<AuthEmulator> {
-  const { host, port, projectId, accountsDir } = options;
+  const { host, port, projectId, accountsDir, workDir } = options;
+  await mkdir(workDir, { recursive: true });
   // The CLI also reserves a hub and a logging port; free ones keep two stacks from colliding.
-  const workDir = await mkdtemp(join(tmpdir(), "dms-firebase-"));
   await writeFile(join(workDir, "firebase.json"), JSON.stringify({
     emulators: {
       auth: { host, port },
@@ -40,6 +49,8 @@ export async function startAuthEmulator(options: AuthEmulatorOptions, signal?: A
   }));
   const imported = existsSync(join(accountsDir, "firebase-export-metadata.json"));
   const child = spawn("node", [
+    "--require",
+    EXIT_WITH_PARENT,
     FIREBASE_CLI,
     "emulators:start",
     "--only",
@@ -49,12 +60,16 @@ export async function startAuthEmulator(options: AuthEmulatorOptions, signal?: A
     ...(imported ? ["--import", accountsDir] : []),
     "--export-on-exit",
     accountsDir,
-  ], { cwd: workDir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true" } });
+  ], {
+    cwd: workDir,
+    stdio: ["pipe", "pipe", "pipe"], // stdin: the pipe whose end tells it that we are gone
+    env: { ...process.env, CI: "true" },
+  });
   let output = "";
   child.stdout!.on("data", (chunk) => (output = (output + chunk).slice(-4000)));
   child.stderr!.on("data", (chunk) => (output = (output + chunk).slice(-4000)));
 
-  const stop = () => stopChild(child).finally(() => rm(workDir, { recursive: true, force: true }));
+  const stop = () => stopChild(child);
   try {
     await untilAnswers(`http://${host}:${port}/`, {
       timeoutMs: READY_TIMEOUT_MS,

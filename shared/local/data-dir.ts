@@ -1,4 +1,5 @@
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { link, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { generateKey } from "../crypto/fernet.ts";
 import { LocalStackError } from "./errors.ts";
@@ -20,16 +21,43 @@ const DEV_KEY_FILE = "dms-dev-encryption-key";
 
 /**
  * The development ENCRYPTION_KEY, made once and kept in the data directory so that tokens stored
- * by one `npm start` still decrypt in the next.
+ * by one `npm start` still decrypt in the next. Returns the key (Fernet, url-safe base64), the
+ * file's path, and whether it was made now.
  */
 export async function devEncryptionKey(dir: string): Promise<{ key: string; path: string; created: boolean }> {
   const path = join(dir, DEV_KEY_FILE);
-  try {
-    return { key: (await readFile(path, "utf8")).trim(), path, created: false };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-  }
+  const existing = await readKey(path);
+  if (existing) return { key: existing, path, created: false };
+  // Written whole under a name of its own, then put in place in one step: a process killed
+  // half-way leaves no empty or partial key behind (older versions could leave an empty file,
+  // which is replaced: nothing was ever encrypted under it).
   const key = generateKey();
-  await writeFile(path, `${key}\n`, { mode: 0o600, flag: "wx" });
+  const temp = `${path}.${randomUUID()}.tmp`;
+  await writeFile(temp, `${key}\n`, { mode: 0o600 });
+  try {
+    if (existing === "") {
+      await rename(temp, path);
+    } else {
+      await link(temp, path);
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    // Another process made it meanwhile: its key is the one.
+    const theirs = await readKey(path);
+    if (!theirs) throw error;
+    return { key: theirs, path, created: false };
+  } finally {
+    await rm(temp, { force: true });
+  }
   return { key, path, created: true };
+}
+
+/** The key in the file; "" when the file is empty; null when there is no file. */
+async function readKey(path: string): Promise<string | null> {
+  try {
+    return (await readFile(path, "utf8")).trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
 }

@@ -4,7 +4,7 @@ import { portFrom } from "../app/config.ts";
 import { buildLocalServer, type LocalServer } from "../app/server.ts";
 import { describeConnectionError } from "../db/connection-error.ts";
 import type { Database } from "../db/database.ts";
-import { applyMigrations, MigrationError, readMigrations } from "../db/migrations.ts";
+import { applyMigrationsAtomically, MigrationError, readMigrations } from "../db/migrations.ts";
 import { dataDirFrom, DatabaseConfigError, databaseTarget, describeTarget, type DatabaseTarget, openDatabase } from "../db/open.ts";
 import { bootstrapUnlessSupabase } from "../db/supabase-bootstrap.ts";
 import { type AuthEmulator, startAuthEmulator } from "./auth-emulator.ts";
@@ -44,7 +44,13 @@ export async function startLocalStack(env: Record<string, string | undefined>): 
   // The emulator starts while the database opens and migrates.
   const starting = new AbortController();
   const emulator = startAuthEmulator(
-    { host: emulatorHost, port: emulatorPort, projectId, accountsDir: join(dataDir, "dms-auth-emulator") },
+    {
+      host: emulatorHost,
+      port: emulatorPort,
+      projectId,
+      accountsDir: join(dataDir, "dms-auth-emulator"),
+      workDir: join(dataDir, "dms-firebase-cli"),
+    },
     starting.signal,
   );
   emulator.catch(() => {}); // its failure is the caller's to report, whenever it awaits it
@@ -112,7 +118,10 @@ function hostAndPort(address: string): [string, number] {
   return [match[1]!, Number(match[2])];
 }
 
-/** The database, given what a Supabase database has before migrations when it lacks it, migrated. */
+/**
+ * The database, given what a Supabase database has before migrations when it lacks it, migrated;
+ * all of that in one transaction, so a migration the database refuses leaves it as it was.
+ */
 async function openMigrated(database: DatabaseTarget): Promise<Database> {
   let db: Database;
   try {
@@ -122,8 +131,7 @@ async function openMigrated(database: DatabaseTarget): Promise<Database> {
     throw error;
   }
   try {
-    await bootstrapUnlessSupabase(db);
-    await applyMigrations(db, await readMigrations());
+    await applyMigrationsAtomically(db, await readMigrations(), bootstrapUnlessSupabase);
     return db;
   } catch (error) {
     await db.close().catch(() => {});
