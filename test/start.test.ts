@@ -7,7 +7,7 @@ import { readMigrations } from "../shared/db/migrations.ts";
 import { openPglite } from "../shared/db/pglite.ts";
 import { assertPortFree, freePort } from "../shared/local/ports.ts";
 import { emptyPostgres, migratedPglite } from "./support/databases.ts";
-import { closedPort } from "./support/fake-postgres.ts";
+import { closedPort, silentServer } from "./support/fake-postgres.ts";
 import { childrenOf, eventually, processesWithEnv } from "./support/processes.ts";
 import { npmRun } from "./support/run.ts";
 import { schemaSnapshot } from "./support/schema-snapshot.ts";
@@ -299,4 +299,15 @@ describe("npm run dev:token", () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^dev:token: cannot reach the Firebase Auth emulator .*is npm start running\?\n$/);
   });
+
+  it("gives up on an emulator that takes the connection and never answers", async () => {
+    const silent = await silentServer();
+    try {
+      const result = await npmRun("dev:token", ["a@example.com"], { FIREBASE_AUTH_EMULATOR_HOST: `127.0.0.1:${silent.port}` });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/^dev:token: cannot reach the Firebase Auth emulator /);
+    } finally {
+      await silent.close();
+    }
+  }, 20_000);
 });

@@ -2,6 +2,8 @@ import { LocalStackError } from "./errors.ts";
 
 // Every development account shares this password; the emulator is local and its users are not real.
 const DEV_PASSWORD = "dms-development-password";
+// An emulator that takes the connection and never answers must not hang the command.
+const EMULATOR_TIMEOUT_MS = 10_000;
 
 /**
  * A Firebase ID token from the running Auth emulator for this email: the account is created on
@@ -14,6 +16,7 @@ export async function devToken(email: string, emulatorHost: string): Promise<str
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ email, password: DEV_PASSWORD, returnSecureToken: true }),
+        signal: AbortSignal.timeout(EMULATOR_TIMEOUT_MS),
       });
     } catch {
       throw new LocalStackError(`cannot reach the Firebase Auth emulator at ${emulatorHost}: is npm start running?`);
