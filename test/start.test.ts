@@ -12,6 +12,8 @@ import { childrenOf, eventually, processesWithEnv } from "./support/processes.ts
 import { npmRun } from "./support/run.ts";
 import { schemaSnapshot } from "./support/schema-snapshot.ts";
 import { type ServeProcess, startServe } from "./support/serve-process.ts";
+import { startTcpProxy } from "./support/tcp-proxy.ts";
+import { ADMIN_URL } from "./support/postgres-urls.ts";
 
 const READY = /DMS backend ready in/;
 let dataRoot: string;
@@ -224,6 +226,30 @@ describe("npm start on a DATABASE_URL", () => {
       await database.drop();
     }
   });
+});
+
+describe("npm start on a DATABASE_URL that stops answering", () => {
+  it("answers 503 within 5 s, as deployed functions do, and serves again once it answers", async () => {
+    const database = await emptyPostgres();
+    const proxy = await startTcpProxy(Number(new URL(ADMIN_URL).port || 5432));
+    const proxied = Object.assign(new URL(database.url), { port: String(proxy.port) }).toString();
+    const server = await start(join(dataRoot, "frozen-postgres"), { DATABASE_URL: proxied, DATABASE_POOL_SIZE: "1" });
+    try {
+      expect((await call(server, "health", null)).status).toBe(200);
+      proxy.freeze();
+      const started = performance.now();
+      const health = await call(server, "health", null);
+      expect(health.status).toBe(503);
+      expect(performance.now() - started).toBeLessThan(5_000); // the contract's bound, not a speed measurement
+      proxy.thaw();
+      expect(await eventually(async () => (await call(server, "health", null)).status === 200, 10_000)).toBe(true);
+    } finally {
+      proxy.thaw();
+      expect(await server.stop()).toBe(0);
+      await proxy.close();
+      await database.drop();
+    }
+  }, 120_000);
 });
 
 describe("npm start refuses, in one line", () => {

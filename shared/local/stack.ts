@@ -15,6 +15,10 @@ import { assertPortFree } from "./ports.ts";
 const DEFAULT_PROJECT_ID = "demo-dms";
 export const DEFAULT_EMULATOR_HOST = "127.0.0.1:9099";
 export const HOST = "127.0.0.1";
+// A server that stops answering must not hang npm start: connecting, then the whole migration
+// transaction, are bounded (generously: this is every migration at once).
+const CONNECT_TIMEOUT_S = 5;
+const MIGRATION_DEADLINE_MS = 120_000;
 
 export interface LocalStack extends LocalServer {
   port: number;
@@ -58,7 +62,9 @@ export async function startLocalStack(env: Record<string, string | undefined>): 
     starting.abort();
     await (await emulator.catch(() => null))?.stop();
   };
-  let db: Database;
+  // The embedded database is opened once and served as it is; a server's is migrated over a
+  // connection of its own and then served by the pool the functions build, with their deadlines.
+  let db: Database | undefined;
   try {
     db = await openMigrated(database);
   } catch (error) {
@@ -86,6 +92,7 @@ export async function startLocalStack(env: Record<string, string | undefined>): 
       undefined,
       db,
     );
+    const served = server.deps.db;
     return {
       ...server,
       port,
@@ -93,12 +100,12 @@ export async function startLocalStack(env: Record<string, string | undefined>): 
       emulator,
       notices,
       close: async () => {
-        await db.close();
+        await served.close();
         await stopEmulator();
       },
     };
   } catch (error) {
-    await Promise.allSettled([db.close(), stopEmulator()]);
+    await Promise.allSettled([db?.close(), stopEmulator()]);
     throw error instanceof ConfigError ? new LocalStackError(error.problems.join("; ")) : error;
   }
 }
@@ -122,17 +129,24 @@ function hostAndPort(address: string): [string, number] {
  * The database, given what a Supabase database has before migrations when it lacks it, migrated;
  * all of that in one transaction, so a migration the database refuses leaves it as it was.
  */
-async function openMigrated(database: DatabaseTarget): Promise<Database> {
+/**
+ * Applies the migrations (with the Supabase bootstrap where it is missing). Returns the embedded
+ * database, open; a server's connection is closed again (undefined), so that the functions serve it
+ * from their own pool, bounded as deployed functions are.
+ */
+async function openMigrated(database: DatabaseTarget): Promise<Database | undefined> {
   let db: Database;
   try {
-    db = await openDatabase(database, { create: true });
+    db = await openDatabase(database, { create: true, max: 1, connectTimeout: CONNECT_TIMEOUT_S, deadlineMs: MIGRATION_DEADLINE_MS });
   } catch (error) {
     if (error instanceof DatabaseConfigError) throw new LocalStackError(error.message);
     throw error;
   }
   try {
     await applyMigrationsAtomically(db, await readMigrations(), bootstrapUnlessSupabase);
-    return db;
+    if (database.kind === "embedded") return db;
+    await db.close();
+    return undefined;
   } catch (error) {
     await db.close().catch(() => {});
     if (error instanceof MigrationError) throw new LocalStackError(`${describeTarget(database)}: ${error.message}`);
