@@ -142,6 +142,51 @@ describe("a lock held by another session (a migration altering users)", () => {
   });
 });
 
+describe("a row lock held past the deadline, request after request", () => {
+  let backend: TestBackend;
+  let locker: postgres.Sql;
+  let token: string;
+
+  beforeAll(async () => {
+    backend = await startTestBackend();
+    token = await backend.token("row-locked");
+    expect((await backend.call("users", { method: "POST", token })).status).toBe(201);
+    locker = postgres(backend.database.url, { max: 1, onnotice: () => {} });
+  });
+  afterAll(async () => {
+    await locker.end({ timeout: 1 });
+    await backend.close();
+  });
+
+  it("never stores a token whose request was answered 503 (each statement is cancelled at once)", async () => {
+    const stored = async () =>
+      (await backend.database.db.query<{ n: number }>("SELECT count(*)::int AS n FROM dexcom_tokens"))[0]!.n;
+    // Six in a row: every cancel request must leave at once, not slowed down like a reconnect.
+    for (let round = 0; round < 6; round++) {
+      let locked!: () => void;
+      let unlock!: () => void;
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      const held = locker.begin(async (tx) => {
+        await tx.unsafe("SELECT id FROM public.users FOR UPDATE");
+        locked();
+        await new Promise<void>((resolve) => (unlock = resolve));
+      });
+      await isLocked;
+      const answer = await backend.call("dexcom-tokens", {
+        method: "POST",
+        token,
+        json: { access_token: `access-${round}`, refresh_token: `refresh-${round}`, expires_in: 3600 },
+      });
+      expectUnavailable(answer);
+      await sleep(300); // the lock goes away soon after the 503: a statement still waiting would now write
+      unlock();
+      await held;
+      await sleep(200);
+      expect(await stored(), `round ${round}`).toBe(0);
+    }
+  }, 60_000);
+});
+
 // SQLSTATEs and messages as Postgres and Supavisor send them.
 const REFUSALS: [string, ErrorFields][] = [
   ["Supavisor full", { severity: "FATAL", code: "XX000", message: "Max client connections reached" }],

@@ -5,6 +5,8 @@ import { setTimeout as after } from "node:timers";
 // before it is ready (a pooler shedding load does that): thousands of connections a second. Every
 // pool connects through this instead, which makes each attempt after such a quick close wait a
 // little longer (50 ms, doubling, at most 1 s), until a connection lives long enough to count.
+// Cancel requests are neither paced nor counted: the server closes them at once by design, and a
+// cancel that waits lets the statement it should stop run on after its request was answered.
 
 const QUICK_CLOSE_MS = 1000;
 const FIRST_PAUSE_MS = 50;
@@ -27,12 +29,24 @@ export class SslNotSupported extends Error {
   }
 }
 
-/** The `socket` option of a postgres.js pool: TCP (or a Unix socket) to its hosts, in turn, paced after quick closes. */
-export function pacedSocket(): (options: DriverOptions) => Promise<Socket> {
+export interface PacedSocket {
+  /** The `socket` option of a postgres.js pool: TCP (or a Unix socket) to its hosts, in turn, paced after quick closes. */
+  (options: DriverOptions): Promise<Socket>;
+  /**
+   * Runs `send`, which must ask the driver for its cancel request's socket synchronously (as
+   * postgres.js's canceller does), with that socket left unpaced and uncounted.
+   */
+  unpaced<T>(send: () => T): T;
+}
+
+export function pacedSocket(): PacedSocket {
   let quickCloses = 0;
   let next = 0;
-  return async (options) => {
-    if (quickCloses > 0) {
+  let exempt = false;
+  const open = async (options: DriverOptions) => {
+    const counted = !exempt;
+    exempt = false;
+    if (counted && quickCloses > 0) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(FIRST_PAUSE_MS * 2 ** (quickCloses - 1), LONGEST_PAUSE_MS)));
     }
     const index = next++ % options.host.length;
@@ -52,8 +66,18 @@ export function pacedSocket(): (options: DriverOptions) => Promise<Socket> {
     }, QUICK_CLOSE_MS).unref();
     socket.once("close", () => {
       clearTimeout(timer);
-      if (!lasted) quickCloses++;
+      if (!lasted && counted) quickCloses++;
     });
     return socket;
   };
+  return Object.assign(open, {
+    unpaced<T>(send: () => T): T {
+      exempt = true;
+      try {
+        return send();
+      } finally {
+        exempt = false;
+      }
+    },
+  });
 }

@@ -1,7 +1,7 @@
 import postgres from "postgres";
 import type { Database, Queryable } from "./database.ts";
 import { builtinArrayTypes } from "./array-types.ts";
-import { pacedSocket } from "./paced-socket.ts";
+import { type PacedSocket, pacedSocket } from "./paced-socket.ts";
 import { type Permits, permits } from "./permits.ts";
 import { DatabaseTimeout } from "./unavailable.ts";
 
@@ -27,6 +27,7 @@ const RETIRE_AFTER_S = 2;
 interface Pool {
   sql: postgres.Sql;
   permits: Permits;
+  socket: PacedSocket;
 }
 
 /** What one operation is doing when its deadline comes, which decides how it is stopped. */
@@ -56,7 +57,8 @@ interface Operation {
 export function connectPostgres(url: string, options: PostgresOptions = {}): Database {
   const max = options.max ?? 10;
   const deadlineMs = options.deadlineMs;
-  const open = (): Pool => ({
+  const open = (socket = pacedSocket()): Pool => ({
+    socket,
     sql: postgres(url, {
       max,
       connect_timeout: options.connectTimeout ?? 5,
@@ -66,7 +68,7 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
       // use no array types of our own, and the built-in ones are declared (array-types.ts).
       fetch_types: false,
       types: builtinArrayTypes(),
-      socket: pacedSocket(),
+      socket,
       onnotice: () => {},
     } as unknown as postgres.Options<{}>), // `socket` is a documented option its typings lack
     permits: permits(max),
@@ -75,7 +77,7 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
 
   const retire = (stale: Pool) => {
     if (pool !== stale) return;
-    pool = open();
+    pool = open(stale.socket); // the pacing goes on: a server that hangs up keeps doing so
     stale.sql.end({ timeout: RETIRE_AFTER_S }).catch(() => {});
   };
 
@@ -83,7 +85,7 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
     if (!op.acquired || op.settled) return; // still in line: the permit queue lets it go
     const query = op.running as unknown as { active?: boolean } | undefined;
     if (query?.active) {
-      cancel(op.running!);
+      at.socket.unpaced(() => cancel(op.running!));
       setTimeout(() => op.settled || retire(at), CANCEL_GRACE_MS);
     } else if (!op.inBody) {
       retire(at); // never got a ready connection, or a BEGIN/COMMIT nobody answers
