@@ -3,6 +3,7 @@
 // files found". The server these tests run on is never stopped: a closed port stands in for it.
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
+import { hangingUpServer } from "./support/fake-postgres.ts";
 import { postgresProblem } from "./support/postgres-preflight.ts";
 import { ADMIN_URL } from "./support/postgres-urls.ts";
 import { run } from "./support/run.ts";
@@ -48,6 +49,17 @@ describe("without a usable test server", () => {
 
   it("refuses a TEST_DATABASE_URL that is not a URL", async () => {
     expectOneCleanLine(await vitestWith("localhost:5432"), /^the tests need PostgreSQL 15 or newer: TEST_DATABASE_URL is not /);
+  });
+
+  it("gives up within its deadline on a server that accepts and hangs up, without flooding it", async () => {
+    const server = await hangingUpServer();
+    try {
+      const problem = await postgresProblem(`postgresql://postgres@127.0.0.1:${server.port}/postgres`, true, 2);
+      expect(problem).toMatch(/^the tests need PostgreSQL 15 or newer: .*; fix TEST_DATABASE_URL/);
+      expect(server.connections()).toBeLessThan(50); // paced: before, tens of thousands, and no answer ever
+    } finally {
+      await server.close();
+    }
   });
 
   it("says what to start when the default server is down", async () => {

@@ -1,8 +1,8 @@
 // Before any test: is the test server there, recent enough, and may we make databases on it? When
 // not, one line saying what to start or which variable to set (issue 8, fault 10), instead of a
 // driver's stack trace followed by vitest's "No test files found".
-import postgres from "postgres";
 import { checkDatabaseUrl, describeConnectionError, redactUrl } from "../../shared/db/connection-error.ts";
+import { connectPostgres } from "../../shared/db/postgres.ts";
 
 /** The oldest server the tests are written for (the project's CI and Supabase run 15 or newer). */
 export const MIN_SERVER_VERSION = 15;
@@ -22,11 +22,14 @@ export async function postgresProblem(url: string, fromVariable: boolean, timeou
       "trust auth for user postgres will do), or set TEST_DATABASE_URL to a server of yours";
   const badUrl = checkDatabaseUrl(url, "TEST_DATABASE_URL");
   if (badUrl) return `${lead}: ${badUrl}`;
-  const sql = postgres(url, { max: 1, connect_timeout: timeoutS, fetch_types: false, onnotice: () => {} });
+  // The project's own client: its deadline and paced reconnects keep a server that accepts and hangs
+  // up from being flooded with connections while the check waits forever.
+  const db = connectPostgres(url, { max: 1, connectTimeout: timeoutS, deadlineMs: timeoutS * 1000 });
   try {
-    const [row] = await sql<{ version: number; create: boolean }[]>`
-      SELECT current_setting('server_version_num')::int / 10000 AS version,
-             (SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user) AS create`;
+    const [row] = await db.query<{ version: number; create: boolean }>(
+      `SELECT current_setting('server_version_num')::int / 10000 AS version,
+              (SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user) AS create`,
+    );
     if (row!.version < MIN_SERVER_VERSION) {
       return `${lead}: ${redactUrl(url)} is PostgreSQL ${row!.version}; ${fix}`;
     }
@@ -37,6 +40,6 @@ export async function postgresProblem(url: string, fromVariable: boolean, timeou
   } catch (error) {
     return `${lead}: ${describeConnectionError(error, url)}; ${fix}`;
   } finally {
-    await sql.end({ timeout: 1 }).catch(() => {});
+    await db.close().catch(() => {});
   }
 }
