@@ -1,6 +1,9 @@
 import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describeConnectionError } from "../shared/db/connection-error.ts";
+import { DatabaseTimeout } from "../shared/db/unavailable.ts";
 import { startTestBackend, type TestBackend } from "./support/backend.ts";
+import { emptyPostgres } from "./support/databases.ts";
 import {
   type CountingServer,
   type ErrorFields,
@@ -185,6 +188,47 @@ describe("a row lock held past the deadline, request after request", () => {
       expect(await stored(), `round ${round}`).toBe(0);
     }
   }, 60_000);
+});
+
+describe("a database slow to accept connections, but within the deadline", () => {
+  it("is served: a new connection may take most of the 4 s", async () => {
+    const proxy = await startTcpProxy(Number(new URL(ADMIN_URL).port || 5432));
+    const backend = await startTestBackend({}, {
+      reachDatabaseAt: (url) => Object.assign(new URL(url), { port: String(proxy.port) }).toString(),
+    });
+    try {
+      proxy.delayNew(3_300);
+      const health = await backend.call("health");
+      expect(health.status).toBe(200);
+    } finally {
+      await backend.close();
+      await proxy.close();
+    }
+  });
+});
+
+describe("a database without the schema (migrations not pushed)", () => {
+  it("answers 503 database_unavailable on the API, not 500", async () => {
+    const database = await emptyPostgres();
+    const backend = await startTestBackend({ DATABASE_URL: database.url });
+    try {
+      const users = await backend.call("users", { token: await backend.token("early") });
+      expectUnavailable(users);
+      expect(users.body.error).toBe("database_unavailable");
+      expect(backend.logs.join("\n")).not.toMatch(/unhandled_error/);
+    } finally {
+      await backend.close();
+      await database.drop();
+    }
+  });
+});
+
+describe("what an operator reads when a statement runs out of time", () => {
+  it("says the database did not answer (a lock, a stalled server), not that it cannot connect", () => {
+    const line = describeConnectionError(new DatabaseTimeout(60_000), "postgresql://postgres:secret@db.example:5432/dms");
+    expect(line).toMatch(/^database at postgresql:\/\/postgres@db\.example:5432\/dms: the database did not answer within 60000 ms \(a lock held by another session/);
+    expect(line).not.toMatch(/cannot connect|secret/);
+  });
 });
 
 // SQLSTATEs and messages as Postgres and Supavisor send them.

@@ -213,6 +213,30 @@ describe("error envelope", () => {
   });
 });
 
+describe("a request body that breaks off", () => {
+  it("answers 400 invalid_json, not 500, and stores nothing", async () => {
+    const token = await registeredCaller(backend, "broken-body-uid");
+    const before = await snapshotTables(backend.database.db);
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"access_token": "a'));
+        controller.error(new Error("connection reset by peer"));
+      },
+    });
+    const response = await backend.handler(new Request(`${BASE_URL}/dexcom-tokens`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body,
+      duplex: "half",
+    } as RequestInit));
+    const { status, body: answer } = await toResult(response);
+    expect(status).toBe(400);
+    expect(answer.error).toBe("invalid_json");
+    expect(await snapshotTables(backend.database.db)).toEqual(before);
+    expect(backend.logs.join("\n")).not.toMatch(/unhandled_error/);
+  });
+});
+
 describe("500 internal_error", () => {
   const SECRET = "password=hunter2 at /srv/internal/db.ts:42";
 

@@ -17,8 +17,8 @@ export interface Dependencies {
 
 // The contract: a database that does not answer within 5 s gives 503. Each operation (waiting for a
 // pooled connection, connecting, locks, statements) gets 4 s, so the 503 leaves well within 5 s; a
-// new connection gets 3 s of that.
-const CONNECT_TIMEOUT_S = 3;
+// new connection may take all of it (a server slow to accept is still served).
+const CONNECT_TIMEOUT_S = 4;
 export const DATABASE_DEADLINE_MS = 4_000;
 
 export async function buildDependencies(

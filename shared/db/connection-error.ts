@@ -36,10 +36,11 @@ export function describeConnectionError(error: unknown, url: string): string {
       return `cannot connect to ${target}: unknown host`;
     case "CONNECT_TIMEOUT":
     case "ETIMEDOUT":
-    case "DATABASE_TIMEOUT":
       return `cannot connect to ${target}: timed out`;
+    case "DATABASE_TIMEOUT":
+      return `database at ${target}: ${message} (a lock held by another session, or a server or network that stopped answering?)`;
     case "SSL_NOT_SUPPORTED":
-      return `cannot connect to ${target}: the server does not support SSL, and the URL requires it (sslmode=require); ` +
+      return `cannot connect to ${target}: the server does not support SSL, and the URL requires it (${sslMode(url)}); ` +
         "use sslmode=disable for a local server without TLS, or enable SSL on the server";
     case "CONNECTION_CLOSED":
     case "ECONNRESET":
@@ -56,4 +57,14 @@ export function describeConnectionError(error: unknown, url: string): string {
   }
   if (severity) return `database error at ${target}: ${message} (${code})`;
   return `cannot connect to ${target}: ${code ?? "unexpected error"}`;
+}
+
+function sslMode(url: string): string {
+  try {
+    const params = new URL(url).searchParams;
+    const mode = params.get("sslmode") ?? (params.has("ssl") ? `ssl=${params.get("ssl")}` : null);
+    return mode === null ? "ssl" : mode.startsWith("ssl=") ? mode : `sslmode=${mode}`;
+  } catch {
+    return "ssl";
+  }
 }

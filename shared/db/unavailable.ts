@@ -38,13 +38,14 @@ const NETWORK_CODES = new Set([
 //   57P05 idle_session_timeout; 57014 query_canceled (our deadline, or the server's
 //   statement_timeout); 55P03 lock_not_available (lock_timeout); 3D000 invalid_catalog_name (the
 //   database does not exist); 28000/28P01 the server refuses the login; 25006 read_only (a standby
-//   during a failover).
+//   during a failover); 42P01 undefined_table, 3F000 invalid_schema_name, 42883 undefined_function:
+//   the migrations are not pushed (GET /health then says `schema: missing`).
 // XX000 internal_error: Supavisor, Supabase's pooler, sends every refusal of its own with it, in its
 // own words ("Max client connections reached", "(ECHECKOUTTIMEOUT) checkout timeout ...",
 // "(EDBHANDLEREXITED) connection to database closed ...", "Subscribe error: ...", "Tenant or user
 // not found": https://supabase.com/docs/guides/database/supavisor); Postgres itself uses it for a
 // failure inside the server. Neither is the request's fault, and a retry may well succeed.
-const SERVER_CODES = /^(08...|53...|57P0[1-5]|57014|55P03|3D000|28000|28P01|25006|XX000)$/;
+const SERVER_CODES = /^(08...|53...|57P0[1-5]|57014|55P03|3D000|28000|28P01|25006|42P01|3F000|42883|XX000)$/;
 
 /**
  * Whether an error from the database (or the pooler before it) means "unavailable, try again": a

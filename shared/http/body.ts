@@ -32,7 +32,10 @@ async function readLimited(body: ReadableStream<Uint8Array> | null): Promise<Uin
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch(() => {
+      // The client went away mid-body, or the server is shutting down: its fault or nobody's, not ours.
+      throw new HttpError(400, "invalid_json", "The request body could not be read to its end.");
+    });
     if (done) break;
     size += value.length;
     if (size > MAX_BODY_BYTES) {

@@ -13,6 +13,8 @@ export interface TcpProxy {
   freeze(): void;
   /** After freeze(): forwarding again, on the old connections and the held new ones. */
   thaw(): void;
+  /** A database slow to accept: each new connection is forwarded only after `ms` (0: at once again). */
+  delayNew(ms: number): void;
   /** Back to forwarding. */
   up(): Promise<void>;
   close(): Promise<void>;
@@ -27,6 +29,7 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
   const pairs = new Set<[Socket, Socket]>();
   const held: Socket[] = [];
   let mode: "forward" | "hang" | "frozen" = "forward";
+  let acceptDelayMs = 0;
   let server: Server | null = null;
   let port = 0;
 
@@ -54,7 +57,13 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
           held.push(client);
           return;
         }
-        forward(client);
+        if (acceptDelayMs === 0) return forward(client);
+        client.pause();
+        setTimeout(() => {
+          if (client.destroyed) return;
+          forward(client);
+          client.resume();
+        }, acceptDelayMs);
       });
       server.listen(port, "127.0.0.1", () => {
         const address = server!.address();
@@ -101,6 +110,9 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
         forward(client);
         client.resume();
       }
+    },
+    delayNew: (ms) => {
+      acceptDelayMs = ms;
     },
     up: async () => {
       await stop();
