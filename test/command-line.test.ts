@@ -1,8 +1,11 @@
 // The flag rules every operator command shares (shared/tools/command-line.ts); the npm side of them
 // runs for real in keys-rotate.test.ts (`npm run keys:rotate --dry-run`).
+import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { parseCommandLine, UsageError } from "../shared/tools/command-line.ts";
 import type { FlagSpec } from "../shared/tools/command-line.ts";
+import { cleanEnv } from "./support/run.ts";
+import { REPO_ROOT } from "./support/supabase-cli.ts";
 
 const SPEC: Record<string, FlagSpec> = {
   "dry-run": { kind: "switch", fromNpm: "honour" },
@@ -87,5 +90,52 @@ describe("parseCommandLine", () => {
   it("lets a refused flag through when it also came after `--`, and ignores npm settings of other names", () => {
     expect(parse(["--force"], { npm_config_force: "true" }).flags).toEqual({ force: true });
     expect(parse([], { npm_config_yes: "true", npm_config_json: "true", npm_config_foo: "true" }).flags).toEqual({});
+  });
+
+  // `npm run keys:rotate --dryrun` (no `--`, and a typo): npm keeps npm_config_dryrun, which names
+  // no flag, and the command would rotate for real. A name close to a declared flag is refused.
+  it.each([
+    ["--dryrun", "npm_config_dryrun", "dry-run"],
+    ["--dry", "npm_config_dry", "dry-run"],
+    ["--dry-runs", "npm_config_dry_runs", "dry-run"],
+    ["--dry-run-only", "npm_config_dry_run_only", "dry-run"],
+    ["--drun", "npm_config_drun", "dry-run"],
+    ["--dyr-run", "npm_config_dyr_run", "dry-run"],
+    ["--batchsize", "npm_config_batchsize", "batch-size"],
+    ["--batch", "npm_config_batch", "batch-size"],
+    ["--batch-szie", "npm_config_batch_szie", "batch-size"],
+    ["--Dry-Run (NPM_CONFIG_DRYRUN)", "NPM_CONFIG_DRYRUN", "dry-run"],
+  ])("refuses %s, close to a flag of the command but not npm's spelling of it", (_typed, variable, meant) => {
+    const message = refusal([], { [variable]: "true" });
+    const typed = `--${variable.slice("npm_config_".length).toLowerCase().replace(/_/g, "-")}`;
+    expect(message).toBe(
+      `npm took ${typed} for itself (${variable}); did you mean --${meant}? put the command's flags after \`--\``,
+    );
+    // Even beside the flag spelled right, and whatever its value.
+    expect(refusal(["--dry-run"], { npm_config_dry_run: "true", [variable]: "5" })).toBe(message);
+  });
+
+  it("leaves names far from every flag, npm's off values, and npm's own settings alone", () => {
+    const far = { npm_config_yes: "true", npm_config_json: "true", npm_config_dr: "true", npm_config_size: "3", npm_config_run: "true" };
+    expect(parse([], far).flags).toEqual({});
+    expect(parse([], { npm_config_dryrun: "", npm_config_batch: "false" }).flags).toEqual({});
+    // Set by npm on every run, never typed: `user` is a prefix of user_agent and userconfig.
+    const npmOwn = { npm_config_user_agent: "npm/11.19.1 node/v20.20.2 linux x64 workspaces/false", npm_config_userconfig: "/root/.npmrc" };
+    expect(parse([], npmOwn).flags).toEqual({});
+  });
+
+  it("is not tripped by any variable a real `npm run` sets, for keys:rotate's flags", () => {
+    // Every npm_config_* that npm exports to a script here, as `npm run env` prints them.
+    const result = spawnSync("npm", ["run", "-s", "env"], { cwd: REPO_ROOT, env: cleanEnv({}), encoding: "utf8" });
+    expect(result.status, result.stderr).toBe(0);
+    const env = Object.fromEntries(
+      result.stdout.split("\n").filter((line) => /^npm_config_/i.test(line)).map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+    );
+    expect(Object.keys(env)).toEqual(expect.arrayContaining(["npm_config_user_agent", "npm_config_cache", "npm_config_node_gyp", "npm_config_npm_version"]));
+    const keysRotate: Record<string, FlagSpec> = {
+      "dry-run": { kind: "switch", fromNpm: "honour" },
+      "batch-size": { kind: "value", fromNpm: "honour" },
+    };
+    expect(Object.fromEntries(parseCommandLine([], env, keysRotate).flags)).toEqual({});
   });
 });

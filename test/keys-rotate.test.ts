@@ -7,7 +7,7 @@ import type { Queryable } from "../shared/db/database.ts";
 import { migratedPglite, migratedPostgres } from "./support/databases.ts";
 import type { TestDatabase } from "./support/databases.ts";
 import { closedPort } from "./support/fake-postgres.ts";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanEnv, npmRun, run } from "./support/run.ts";
@@ -367,6 +367,11 @@ describe("npm run keys:rotate", () => {
       [["--dry-run", "--", "--batch-size", "5", "x"], /^keys:rotate: unknown argument "x" \(usage: /],
       [["--dry-run=no"], /^keys:rotate: unknown argument "no" \(usage: /],
       [["--batch-size=3", "--", "--batch-size", "4"], /^keys:rotate: --batch-size is given twice, differently: to npm \(npm_config_batch_size\) and after -- \(usage: /],
+      // Typos npm keeps for itself: without this refusal, a real rotation.
+      [["--dryrun"], /^keys:rotate: npm took --dryrun for itself \(npm_config_dryrun\); did you mean --dry-run\? put the command's flags after `--` \(usage: npm run keys:rotate -- \[--dry-run\] \[--batch-size N\]\)$/],
+      // (`--dry` npm itself expands to its --dry-run: a dry run.)
+      [["--dry-run-only"], /^keys:rotate: npm took --dry-run-only for itself \(npm_config_dry_run_only\); did you mean --dry-run\? /],
+      [["--batchsize=1"], /^keys:rotate: npm took --batchsize for itself \(npm_config_batchsize\); did you mean --batch-size\? /],
     ])("refuses %j in one line and touches nothing", async (args, pattern) => {
       await withDatabase(async (test) => {
         await seed(test, await rowsUnder(oldA, 2, keyId(oldA)));
@@ -412,6 +417,17 @@ describe("npm run keys:rotate", () => {
       });
       oneLine(result, 1, /^keys:rotate failed: PREVIOUS_ENCRYPTION_KEYS entry 2 is not a valid Fernet key/);
       expect(result.stderr).not.toContain(bad);
+    });
+
+    it("on a data directory that holds no database, writing nothing there", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "dms-no-database-"));
+      try {
+        await writeFile(join(dir, "notes.txt"), "not a database\n");
+        oneLine(await npmRun("keys:rotate", [], { ...ENV, DMS_DATA_DIR: dir }), 1, /^keys:rotate failed: no embedded database in .* yet/);
+        expect(await readdir(dir)).toEqual(["notes.txt"]);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
 
     it("when the database is down", async () => {

@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Database } from "./database.ts";
 import { connectPostgres, type PostgresOptions } from "./postgres.ts";
 import { openPglite } from "./pglite.ts";
@@ -37,13 +38,23 @@ export function describeTarget(target: DatabaseTarget): string {
 }
 
 export interface OpenOptions extends PostgresOptions {
-  /** For the embedded database: create it when the directory does not exist yet. */
+  /** For the embedded database: create it when the directory holds none yet. */
   create?: boolean;
+}
+
+/**
+ * Whether `dataDir` holds an embedded database: PGlite's own files, of which PG_VERSION is the one
+ * every Postgres data directory has. A directory that merely exists (notes, a lock file left, npm
+ * start's state for a DATABASE_URL) holds none.
+ */
+export function hasEmbeddedDatabase(dataDir: string): boolean {
+  return existsSync(join(dataDir, "PG_VERSION"));
 }
 
 export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Database> {
   if (target.kind === "postgres") return connectPostgres(target.url, options);
-  if (!options.create && !existsSync(target.dataDir)) {
+  // Checked before anything is written: without `create`, a directory without one stays untouched.
+  if (!options.create && !hasEmbeddedDatabase(target.dataDir)) {
     throw new DatabaseConfigError(
       `no embedded database in ${target.dataDir} yet (npm start creates it; set DATABASE_URL to use a server)`,
     );

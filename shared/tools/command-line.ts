@@ -23,8 +23,15 @@
 // - a value flag npm holds as `true` lost its value to a stray argument: refused;
 // - npm's empty value (its `false`) and `false` mean "not given"; any other value of a switch is
 //   refused; a flag given both ways must agree.
-// Flags npm took that the command does not declare cannot be told from npm's own settings, and
-// are left alone: they cannot make the command do anything.
+// - a flag npm took whose name is close to one the command declares, but not npm's spelling of it
+//   (`npm run keys:rotate --dryrun`: npm_config_dryrun), is a mistyped flag: refused in one line,
+//   naming the flag meant. Left alone, it would do nothing, and the command would do more than
+//   the person asked (a real rotation for a dry run). Close: equal once lower-cased without `-`
+//   and `_`, or one a prefix of the other (at least 3 characters: `--dry`, `--dry-run-only`), or
+//   at most 2 edits apart (`--dyr-run`, `--batch-szie`).
+// Other flags npm took that the command does not declare cannot be told from npm's own settings,
+// and are left alone: they cannot make the command do anything. Neither can the settings npm
+// exports to every script itself (npm_config_user_agent, ...), which nobody types.
 
 const AFTER_DASHES = "put the command's flags after `--`";
 
@@ -84,6 +91,11 @@ export function parseCommandLine(
     flags.set(name, value);
   }
 
+  const typo = mistypedFlag(env, Object.keys(spec));
+  if (typo) {
+    throw new UsageError(`npm took --${typo.typed} for itself (${typo.variable}); did you mean --${typo.meant}? ${AFTER_DASHES}`);
+  }
+
   const fromNpm = new Map<string, string>();
   for (const [name, { kind, fromNpm: policy }] of Object.entries(spec)) {
     const held = npmConfig(env, name);
@@ -124,4 +136,71 @@ function npmConfig(env: Record<string, string | undefined>, name: string): { var
     throw new UsageError(`npm's ${variable} is set more than once, differently`);
   }
   return others[0];
+}
+
+const NPM_PREFIX = "npm_config_";
+// What npm exports to every script on its own (computed paths, its version, its user agent): never
+// typed by a person, so never a mistyped flag, however close its name is to one (`--user`).
+const NPM_OWN = new Set([
+  "cache",
+  "global_prefix",
+  "globalconfig",
+  "init_module",
+  "local_prefix",
+  "node_gyp",
+  "npm_version",
+  "prefix",
+  "user_agent",
+  "userconfig",
+]);
+const MIN_PREFIX = 3;
+const MAX_EDITS = 2;
+
+/**
+ * The first npm_config_* variable (any case) holding a value that is not npm's "off", whose name
+ * is close to a declared flag without being npm's spelling of any declared flag; with the flag
+ * it is closest to.
+ */
+function mistypedFlag(
+  env: Record<string, string | undefined>,
+  flags: readonly string[],
+): { variable: string; typed: string; meant: string } | undefined {
+  const spelled = new Set(flags.map((flag) => flag.replace(/-/g, "_")));
+  for (const [variable, value] of Object.entries(env)) {
+    if (!variable.toLowerCase().startsWith(NPM_PREFIX)) continue;
+    const name = variable.slice(NPM_PREFIX.length).toLowerCase();
+    if (spelled.has(name) || NPM_OWN.has(name)) continue;
+    const held = value?.trim() ?? "";
+    if (held === "" || held === "false") continue;
+    let best: { flag: string; distance: number } | undefined;
+    for (const flag of flags) {
+      const distance = closeness(normalise(name), normalise(flag));
+      if (distance !== undefined && (best === undefined || distance < best.distance)) best = { flag, distance };
+    }
+    if (best) return { variable, typed: name.replace(/_/g, "-"), meant: best.flag };
+  }
+  return undefined;
+}
+
+const normalise = (name: string) => name.toLowerCase().replace(/[-_]/g, "");
+
+/** How far apart two normalised names are when close (0: equal or one a prefix), else undefined. */
+function closeness(a: string, b: string): number | undefined {
+  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
+  if (short.length >= MIN_PREFIX && long.startsWith(short)) return 0;
+  const distance = editDistance(a, b);
+  return short.length >= MIN_PREFIX && distance <= MAX_EDITS ? distance : undefined;
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }
