@@ -22,6 +22,22 @@ describe("the embedded database's data directory", () => {
     await again.close();
   });
 
+  // `npm start` holds the whole data directory (dms-start.lock) and, on the embedded database, the
+  // database too (dms.lock): two locks, each refused in its own words.
+  it("keeps locks under other file names apart, each with its own refusal", async () => {
+    const dir = join(root, "named");
+    const named = { file: "dms-start.lock", inUse: (holder: string) => `the data directory is held by ${holder}` };
+    const start = await lockDataDir(dir, named);
+    await expect(lockDataDir(dir, named)).rejects.toThrow(new DataDirInUse(`the data directory is held by process ${process.pid}`));
+    const database = await lockDataDir(dir);
+    await expect(lockDataDir(dir)).rejects.toThrow(`the embedded database in ${dir} is in use by process ${process.pid}`);
+    expect(await readFile(join(dir, "dms-start.lock"), "utf8")).toBe(String(process.pid));
+    await start();
+    await (await lockDataDir(dir, named))();
+    await expect(lockDataDir(dir)).rejects.toThrow(DataDirInUse);
+    await database();
+  });
+
   it("takes over a lock left by a process that no longer exists", async () => {
     const dir = join(root, "stale");
     const release = await lockDataDir(dir);

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -87,6 +87,22 @@ describe("npm run db:check", () => {
     it("says there is none yet", async () => {
       const result = await npmRun("db:check", [], { DMS_DATA_DIR: join(dataDir, "missing") });
       expectOneClearLine(result, /no embedded database/);
+    });
+
+    // A directory that exists is not a database: only PGlite's own files (PG_VERSION) make one.
+    it.each([
+      ["an empty directory", {}],
+      ["a directory of notes", { "notes.txt": "my notes\n" }],
+      ["a directory with only a lock file left", { "dms.lock": "" }],
+      ["npm start's state on a DATABASE_URL (no database of its own)", { "dms-start.lock": "", "dms-dev-encryption-key": "x\n" }],
+    ])("says there is none in %s, and writes nothing there", async (name, files: Record<string, string>) => {
+      const dir = join(dataDir, `no-database-${name.replace(/\W+/g, "-")}`);
+      await mkdir(dir);
+      for (const [file, text] of Object.entries(files)) await writeFile(join(dir, file), text);
+      const result = await npmRun("db:check", [], { DMS_DATA_DIR: dir });
+      expectOneClearLine(result, new RegExp(`no embedded database in ${dir} yet`));
+      expect((await readdir(dir)).sort()).toEqual(Object.keys(files).sort());
+      for (const [file, text] of Object.entries(files)) expect(await readFile(join(dir, file), "utf8")).toBe(text);
     });
 
     it("reports PGlite and its newest migration", async () => {

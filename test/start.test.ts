@@ -1,4 +1,5 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,13 +8,14 @@ import { readMigrations } from "../shared/db/migrations.ts";
 import { openPglite } from "../shared/db/pglite.ts";
 import { assertPortFree, freePort } from "../shared/local/ports.ts";
 import { emptyPostgres, migratedPglite } from "./support/databases.ts";
-import { closedPort, silentServer } from "./support/fake-postgres.ts";
+import { closedPort, hangingUpServer, silentServer } from "./support/fake-postgres.ts";
 import { childrenOf, eventually, processesWithEnv } from "./support/processes.ts";
-import { npmRun } from "./support/run.ts";
+import { cleanEnv, npmRun, type RunResult } from "./support/run.ts";
 import { schemaSnapshot } from "./support/schema-snapshot.ts";
 import { type ServeProcess, startServe } from "./support/serve-process.ts";
 import { startTcpProxy } from "./support/tcp-proxy.ts";
 import { ADMIN_URL } from "./support/postgres-urls.ts";
+import { REPO_ROOT } from "./support/supabase-cli.ts";
 
 const READY = /DMS backend ready in/;
 let dataRoot: string;
@@ -30,8 +32,66 @@ function start(dataDir: string, extra: Record<string, string> = {}): Promise<Ser
   return startServe({ DMS_DATA_DIR: dataDir, FIREBASE_AUTH_EMULATOR_HOST: emulatorHost, ...extra }, { script: "start", readyWhen: READY });
 }
 
-async function devToken(email: string): Promise<string> {
-  const result = await npmRun("dev:token", [email], { FIREBASE_AUTH_EMULATOR_HOST: emulatorHost });
+/**
+ * `npm run -s start` in a process group of its own, to its end: killed (the whole group) if it
+ * runs longer than `timeoutMs`, so that a start that hangs cannot outlive its test.
+ */
+function startToTheEnd(env: Record<string, string>, timeoutMs: number): Promise<RunResult & { ms: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn("npm", ["run", "-s", "start"], { cwd: REPO_ROOT, env: cleanEnv(env), detached: true });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => killGroup(child), timeoutMs);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: performance.now() - started });
+    });
+  });
+}
+
+function killGroup(child: ChildProcess) {
+  try {
+    process.kill(-child.pid!, "SIGKILL");
+  } catch {
+    // gone already
+  }
+}
+
+/** Every process of the `npm start` given this data directory: npm, Deno, the emulator. */
+const processesOf = (dataDir: string) => processesWithEnv("DMS_DATA_DIR", dataDir);
+
+// Bounded: the emulator's clean shutdown (exporting its accounts) takes a second or two.
+async function expectNothingLeft(dataDir: string, emulator = emulatorHost) {
+  await eventually(() => processesOf(dataDir).length === 0, 30_000);
+  expect(processesOf(dataDir).map((p) => p.cmdline)).toEqual([]);
+  const [host, port] = emulator.split(":");
+  await expect(assertPortFree(host!, Number(port), "the emulator", "FIREBASE_AUTH_EMULATOR_HOST")).resolves.toBeUndefined();
+}
+
+// Whatever a failed run left, by pid: only processes of our own data directory.
+function killLeftovers(dataDir: string) {
+  for (const { pid } of processesOf(dataDir)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/** The Deno process of an `npm start` (npm's child). */
+function denoOf(server: ServeProcess): number {
+  const deno = childrenOf(server.child.pid!).filter((p) => p.cmdline.includes("scripts/start.ts"));
+  expect(deno).toHaveLength(1);
+  return deno[0]!.pid;
+}
+
+async function devToken(email: string, emulator = emulatorHost): Promise<string> {
+  const result = await npmRun("dev:token", [email], { FIREBASE_AUTH_EMULATOR_HOST: emulator });
   expect(result.stderr).toBe("");
   expect(result.code).toBe(0);
   return result.stdout.trim();
@@ -151,28 +211,6 @@ describe("npm start", () => {
 });
 
 describe("npm start killed hard", () => {
-  /** Every process of the `npm start` given this data directory: npm, Deno, the emulator. */
-  const processesOf = (dataDir: string) => processesWithEnv("DMS_DATA_DIR", dataDir);
-
-  // Bounded: the emulator's clean shutdown (exporting its accounts) takes a second or two.
-  async function expectNothingLeft(dataDir: string) {
-    await eventually(() => processesOf(dataDir).length === 0, 30_000);
-    expect(processesOf(dataDir).map((p) => p.cmdline)).toEqual([]);
-    const [host, port] = emulatorHost.split(":");
-    await expect(assertPortFree(host!, Number(port), "the emulator", "FIREBASE_AUTH_EMULATOR_HOST")).resolves.toBeUndefined();
-  }
-
-  // Whatever a failed run left, by pid: only processes of our own data directory.
-  function killLeftovers(dataDir: string) {
-    for (const { pid } of processesOf(dataDir)) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // gone meanwhile
-      }
-    }
-  }
-
   it("leaves nothing running when its Deno process gets SIGKILL; the next start works, sign-ins kept", async () => {
     const dataDir = join(dataRoot, "deno-killed");
     let second: ServeProcess | undefined;
@@ -181,9 +219,7 @@ describe("npm start killed hard", () => {
       const token = await devToken("killed@example.com");
       const created = await call(first, "users", token, { method: "POST" });
       expect(created.status).toBe(201);
-      const deno = childrenOf(first.child.pid!).filter((p) => p.cmdline.includes("scripts/start.ts"));
-      expect(deno).toHaveLength(1);
-      process.kill(deno[0]!.pid, "SIGKILL");
+      process.kill(denoOf(first), "SIGKILL");
 
       await expectNothingLeft(dataDir);
       second = await start(dataDir);
@@ -255,12 +291,12 @@ describe("npm start on a DATABASE_URL that stops answering", () => {
 describe("npm start refuses, in one line", () => {
   async function refusal(env: Record<string, string>, port?: number) {
     const dataDir = env.DMS_DATA_DIR ?? join(dataRoot, `refusal-${Math.random().toString(36).slice(2)}`);
-    const result = await npmRun("start", [], {
+    const result = await startToTheEnd({
       DMS_DATA_DIR: dataDir,
       FIREBASE_AUTH_EMULATOR_HOST: emulatorHost,
       PORT: String(port ?? await freePort()),
       ...env,
-    });
+    }, 60_000);
     expect(result.code).toBe(1);
     const lines = result.stderr.trim().split("\n").filter((line) => line.startsWith("npm start:"));
     expect(lines, result.stderr).toHaveLength(1);
@@ -312,6 +348,141 @@ describe("npm start refuses, in one line", () => {
     expect(await refusal({ DATABASE_URL: `postgresql://postgres:secret@127.0.0.1:${port}/dms` }))
       .toMatch(/connection refused/);
   });
+
+  // Not after the 120 s the migrations may take: the connection is proved first, within 5 s.
+  it("a DATABASE_URL whose server takes each connection and hangs up at once, within seconds", async () => {
+    const server = await hangingUpServer();
+    try {
+      const started = performance.now();
+      expect(await refusal({ DATABASE_URL: `postgresql://postgres@127.0.0.1:${server.port}/dms` }))
+        .toMatch(/^npm start: .*postgresql:\/\/postgres@127\.0\.0\.1:\d+\/dms: .*(timed out|closed the connection|did not answer within 5)/);
+      expect(performance.now() - started).toBeLessThan(15_000); // 5 s, and npm and Deno starting
+      expect(server.connections()).toBeGreaterThan(0);
+    } finally {
+      await server.close();
+    }
+  }, 90_000);
+});
+
+describe("npm start signalled while starting", () => {
+  // A `supabase db push` (or any session) holding the history table: the migrations wait for it.
+  // The signal comes while the emulator is starting too, when it handles no signal for seconds.
+  it("stops within seconds while its migrations wait on a lock, leaving nothing running and the database as it was", async () => {
+    const database = await emptyPostgres();
+    const dataDir = join(dataRoot, "signalled-while-migrating");
+    let child: ChildProcess | undefined;
+    let release: (() => void) | undefined;
+    let holder: Promise<void> | undefined;
+    try {
+      await database.db.exec(`CREATE SCHEMA supabase_migrations;
+        CREATE TABLE supabase_migrations.schema_migrations (version text NOT NULL PRIMARY KEY, statements text[], name text)`);
+      const before = await schemaSnapshot(database.db);
+      const locked = new Promise<void>((resolve) => {
+        holder = database.db.transaction(async (tx) => {
+          await tx.query("LOCK TABLE supabase_migrations.schema_migrations");
+          resolve();
+          await new Promise<void>((done) => (release = done));
+        });
+      });
+      await locked;
+
+      child = spawn("npm", ["run", "-s", "start"], {
+        cwd: REPO_ROOT,
+        env: cleanEnv({ DATABASE_URL: database.url, DMS_DATA_DIR: dataDir, FIREBASE_AUTH_EMULATOR_HOST: emulatorHost, PORT: String(await freePort()) }),
+        stdio: ["ignore", "pipe", "pipe"],
+        detached: true,
+      });
+      let output = "";
+      child.stdout!.on("data", (chunk) => (output += chunk));
+      child.stderr!.on("data", (chunk) => (output += chunk));
+      const exited = new Promise<number | null>((resolve) => child!.on("exit", (code) => resolve(code)));
+      const waitingOnLocks = async () =>
+        (await database.db.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        ))[0]!.n;
+      expect(await eventually(async () => (await waitingOnLocks()) === 1, 30_000), output).toBe(true);
+      // The Firebase CLI has been starting for a while, and is not ready: seconds of loading and
+      // building its emulator, during which it acts on no signal, its own Ctrl-C included.
+      const emulatorRuns = () => processesOf(dataDir).some((p) => p.cmdline.includes("firebase.js emulators:start"));
+      expect(await eventually(emulatorRuns, 30_000), output).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      const answers = await fetch(`http://${emulatorHost}/`, { signal: AbortSignal.timeout(500) }).then(() => true, () => false);
+      expect(answers, "the emulator was ready before the signal: nothing of its start left to cut short").toBe(false);
+
+      const signalled = performance.now();
+      process.kill(-child.pid!, "SIGINT"); // Ctrl-C: the terminal signals the whole process group
+      const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve("still running after 15 s"), 15_000))]);
+      const took = performance.now() - signalled;
+      expect(code, output).toBe(0);
+      expect(took, output).toBeLessThan(4_000);
+      expect(output).not.toMatch(/\bat .*:\d+:\d+/);
+      await expectNothingLeft(dataDir);
+      // Its transaction is not left queued on the server behind the lock either: it is gone.
+      expect(await eventually(async () => (await waitingOnLocks()) === 0, 5_000)).toBe(true);
+
+      release!();
+      await holder;
+      expect(await schemaSnapshot(database.db)).toEqual(before);
+      expect(await database.db.query("SELECT version FROM supabase_migrations.schema_migrations")).toEqual([]);
+    } finally {
+      release?.();
+      await holder?.catch(() => {});
+      if (child) killGroup(child);
+      killLeftovers(dataDir);
+      await database.drop();
+    }
+  }, 90_000);
+});
+
+describe("npm start on a data directory another npm start holds", () => {
+  // The second must touch nothing of the first's: not its emulator's configuration, not its ports.
+  it.each([
+    ["on the embedded database", false],
+    ["on a DATABASE_URL (the emulator's accounts are in the data directory too)", true],
+  ])("is refused in one line naming the holder, %s, before it starts anything", async (_name, onServer) => {
+    const dataDir = join(dataRoot, `held-by-another-start-${onServer}`);
+    const database = onServer ? await emptyPostgres() : undefined;
+    const first = await start(dataDir);
+    try {
+      const config = await readFile(join(dataDir, "dms-firebase-cli", "firebase.json"), "utf8");
+      const otherEmulator = `127.0.0.1:${await freePort()}`;
+      const second = await startToTheEnd({
+        DMS_DATA_DIR: dataDir,
+        FIREBASE_AUTH_EMULATOR_HOST: otherEmulator,
+        PORT: String(await freePort()),
+        ...(database ? { DATABASE_URL: database.url } : {}),
+      }, 60_000);
+      expect(second.code, second.stderr).toBe(1);
+      expect(second.stderr.trim().split("\n"), second.stderr).toHaveLength(1);
+      expect(second.stderr.trim()).toMatch(new RegExp(`^npm start: .*${dataDir}.* in use by process ${denoOf(first)}\\b`));
+      expect(await readFile(join(dataDir, "dms-firebase-cli", "firebase.json"), "utf8")).toBe(config);
+      await expect(assertPortFree("127.0.0.1", Number(otherEmulator.split(":")[1]), "x", "X")).resolves.toBeUndefined();
+      // The first is untouched: it serves, and signs in.
+      expect((await call(first, "health", null)).status).toBe(200);
+      expect(await devToken("first@example.com")).toMatch(/^ey/);
+    } finally {
+      expect(await first.stop()).toBe(0);
+      await database?.drop();
+    }
+  }, 90_000);
+
+  it("when both start at the same moment, one serves and the other is refused", async () => {
+    const dataDir = join(dataRoot, "two-at-once");
+    const emulators = [emulatorHost, `127.0.0.1:${await freePort()}`];
+    const results = await Promise.allSettled(emulators.map((emulator) => start(dataDir, { FIREBASE_AUTH_EMULATOR_HOST: emulator })));
+    try {
+      const refused = results.flatMap((result) => (result.status === "rejected" ? [String(result.reason)] : []));
+      expect(refused, refused.join("\n")).toHaveLength(1);
+      expect(refused[0]).toMatch(/npm start: .* in use by process \d+/);
+      const winner = results.findIndex((result) => result.status === "fulfilled");
+      const server = (results[winner] as PromiseFulfilledResult<ServeProcess>).value;
+      expect((await call(server, "health", null)).status).toBe(200);
+      expect(await devToken("both@example.com", emulators[winner])).toMatch(/^ey/);
+    } finally {
+      for (const result of results) if (result.status === "fulfilled") expect(await result.value.stop()).toBe(0);
+      killLeftovers(dataDir);
+    }
+  }, 120_000);
 });
 
 describe("npm run dev:token", () => {

@@ -10,29 +10,39 @@ export class DataDirInUse extends DatabaseConfigError {
 
 const LOCK_FILE = "dms.lock";
 
+export interface DataDirLockOptions {
+  /**
+   * The lock file in the directory: `dms.lock` (the embedded database's) by default. Locks under
+   * different names are independent (`npm start` holds `dms-start.lock` for the whole stack, and its
+   * embedded database `dms.lock` as any opener does).
+   */
+  file?: string;
+  /** The refusal's line, given the holder ("process 1234", or "another process"). */
+  inUse?: (holder: string) => string;
+}
+
 /**
  * PGlite does not guard its files against a second process, and two writers would corrupt them; so
  * one opener at a time holds the data directory, by an exclusive advisory lock (flock(2)) on
- * `<dir>/dms.lock`. The operating system drops that lock when the holder's process ends, however it
+ * `<dir>/dms.lock` (or `options.file`). The operating system drops that lock when the holder's process ends, however it
  * ends (SIGKILL, OOM), so nothing stale is ever left to take over, and a recycled pid cannot fool
  * it. The file also carries the holder's pid, only to name it in the refusal.
  *
  * Returns the release. Throws DataDirInUse (one line) while another opener holds it, also one in
  * this very process; a DatabaseConfigError when the flock command is missing.
  */
-export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
+export async function lockDataDir(dir: string, options: DataDirLockOptions = {}): Promise<() => Promise<void>> {
   await mkdir(dir, { recursive: true });
-  const path = join(dir, LOCK_FILE);
+  const path = join(dir, options.file ?? LOCK_FILE);
+  const inUse = options.inUse ??
+    ((holder: string) => `the embedded database in ${dir} is in use by ${holder} (npm start?); stop it first, or set DATABASE_URL`);
   // "a+" creates the file without truncating the pid of a holder; the lock lives on this open file
   // (not on the path), so the file is never removed: a remover could unlink it under a new holder.
   const file = await open(path, "a+");
   try {
-    if (!(await flockNonBlocking(file.fd, dir))) {
+    if (!(await flockNonBlocking(file.fd, path, options.file === undefined))) {
       const holder = (await readFile(path, "utf8").catch(() => "")).trim();
-      throw new DataDirInUse(
-        `the embedded database in ${dir} is in use by ${/^\d+$/.test(holder) ? `process ${holder}` : "another process"} ` +
-          "(npm start?); stop it first, or set DATABASE_URL",
-      );
+      throw new DataDirInUse(inUse(/^\d+$/.test(holder) ? `process ${holder}` : "another process"));
     }
     await writeFile(path, String(process.pid));
   } catch (error) {
@@ -54,7 +64,7 @@ export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
  * the cost of a process started per open (milliseconds). Resolves false when another open file
  * holds the lock.
  */
-function flockNonBlocking(fd: number, dir: string): Promise<boolean> {
+function flockNonBlocking(fd: number, path: string, embedded: boolean): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const child = spawn("flock", ["-x", "-n", "3"], { stdio: ["ignore", "ignore", "pipe", fd] });
     let stderr = "";
@@ -63,15 +73,15 @@ function flockNonBlocking(fd: number, dir: string): Promise<boolean> {
       reject(
         error.code === "ENOENT"
           ? new DatabaseConfigError(
-            `the embedded database in ${dir} cannot be locked: the flock command is not installed ` +
-              "(util-linux; on macOS: brew install flock); install it, or set DATABASE_URL",
+            `${path} cannot be locked: the flock command is not installed ` +
+              `(util-linux; on macOS: brew install flock); install it${embedded ? ", or set DATABASE_URL" : ""}`,
           )
           : error,
       ));
     // 1 is flock(1)'s "already locked" under -n; other codes are its usage and system errors.
     child.once("close", (code) => {
       if (code === 0 || code === 1) resolve(code === 0);
-      else reject(new Error(`flock failed on the embedded database's lock file: ${stderr.trim() || `exit code ${code}`}`));
+      else reject(new Error(`flock failed on ${path}: ${stderr.trim() || `exit code ${code}`}`));
     });
   });
 }

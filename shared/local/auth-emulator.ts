@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalStackError } from "./errors.ts";
@@ -82,21 +82,60 @@ export async function startAuthEmulator(options: AuthEmulatorOptions, signal?: A
       timedOut: () => new LocalStackError(`the Firebase Auth emulator did not start within ${READY_TIMEOUT_MS / 1000} s`),
     });
   } catch (error) {
-    await stop();
+    await (signal?.aborted ? abandonChild(child, workDir) : stop());
     throw error;
   }
   return { address: `${host}:${port}`, stop };
 }
 
+/**
+ * Stops an emulator that was asked to stop before it ever answered (npm start stopped while
+ * starting). It has served nothing, so its accounts are still what it imported, and exporting them
+ * is pointless; its clean shutdown would moreover wait until it has finished starting (seconds of
+ * CPU during which it handles no signal). So it is killed, unless it has already begun exporting
+ * (on a Ctrl-C of its own, from the terminal): an export cut short can lose the accounts (the CLI
+ * removes the old export before it moves the new one in place). It is frozen while that is checked,
+ * so that it cannot begin meanwhile: an export begins by making its `firebase-export-*` directory in
+ * the CLI's working directory, before it touches the accounts.
+ */
+async function abandonChild(child: ChildProcess, workDir: string): Promise<void> {
+  if (gone(child)) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  signal(child, "SIGSTOP");
+  const exporting = (await readdir(workDir).catch(() => [] as string[])).some((name) => name.startsWith("firebase-export-"));
+  if (!exporting) {
+    signal(child, "SIGKILL");
+    return exited;
+  }
+  signal(child, "SIGCONT");
+  // No signal of ours: a second SIGINT makes the CLI exit at once, export or not.
+  const force = setTimeout(() => signal(child, "SIGKILL"), 15_000);
+  await exited;
+  clearTimeout(force);
+}
+
+const gone = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
+
+// By pid, not child.kill: under Deno, a ChildProcess takes only its first kill() (later ones, such
+// as the SIGKILL after a SIGINT that was not enough, are silently dropped).
+function signal(child: ChildProcess, name: NodeJS.Signals): void {
+  if (gone(child)) return;
+  try {
+    process.kill(child.pid!, name);
+  } catch {
+    // exited meanwhile
+  }
+}
+
 // SIGINT is the CLI's own "stop": it exports the accounts, then exits.
 function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  if (gone(child)) return Promise.resolve();
   return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    const force = setTimeout(() => signal(child, "SIGKILL"), 15_000);
     child.once("exit", () => {
       clearTimeout(force);
       resolve();
     });
-    child.kill("SIGINT");
+    signal(child, "SIGINT");
   });
 }

@@ -8,7 +8,8 @@ import { LocalStackError } from "./errors.ts";
 export async function ensureWritableDir(dir: string): Promise<void> {
   try {
     await mkdir(dir, { recursive: true });
-    const probe = join(dir, ".dms-write-probe");
+    // A name of its own: two starts probing at once must not remove each other's probe.
+    const probe = join(dir, `.dms-write-probe.${randomUUID()}`);
     await writeFile(probe, "");
     await rm(probe);
   } catch (error) {

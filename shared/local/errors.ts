@@ -2,3 +2,11 @@
 export class LocalStackError extends Error {
   override name = "LocalStackError";
 }
+
+/** `npm start` was asked to stop (Ctrl-C, SIGTERM) before it was ready; what it started is stopped. */
+export class StoppedWhileStarting extends Error {
+  override name = "StoppedWhileStarting";
+  constructor() {
+    super("stopped while starting");
+  }
+}
