@@ -27,6 +27,19 @@ export interface Config {
   keyRing: KeyRing | null;
   allowedOrigins: string[];
   port: number;
+  /** The Dexcom developer app; null when its variables are unset (the Dexcom endpoints answer 503). */
+  dexcom: DexcomConfig | null;
+}
+
+export interface DexcomConfig {
+  clientId: string;
+  clientSecret: string;
+  /** The redirect URI registered with Dexcom: `<SUPABASE_URL>/functions/v1/dexcom-oauth/callback`. */
+  redirectUri: string;
+  /** https://api.dexcom.com, https://sandbox-api.dexcom.com, https://api.dexcom.eu, https://api.dexcom.jp. */
+  apiBaseUrl: string;
+  /** Where the OAuth callback sends the browser; null: the OAuth endpoints answer 503 not_configured. */
+  appRedirectUrl: string | null;
 }
 
 // An empty variable (as env files often leave them) counts as unset.
@@ -52,7 +65,21 @@ const environment = z.object({
   ALLOWED_ORIGINS: optional(z.string().default("*")),
   PORT: port,
   DATABASE_POOL_SIZE: optional(integer(1, 100, "is not a number from 1 to 100").default(10)),
+  DEXCOM_CLIENT_ID: optional(z.string().trim().min(1).max(512, "is too long").optional()),
+  DEXCOM_CLIENT_SECRET: optional(z.string().trim().min(1).max(512, "is too long").optional()),
+  DEXCOM_REDIRECT_URI: optional(z.url({ protocol: /^https?$/, error: "is not an http(s) URL" }).optional()),
+  DEXCOM_API_BASE_URL: optional(
+    z.url({ protocol: /^https?$/, error: "is not an http(s) URL" })
+      .refine((url) => !/[?#]/.test(url), "must be a base URL without query or fragment")
+      .transform((url) => url.replace(/\/+$/, ""))
+      .default("https://api.dexcom.com"),
+  ),
+  DEXCOM_APP_REDIRECT_URL: optional(z.url({ error: "is not a URL" }).optional()),
 });
+
+// The Dexcom app is configured by all three of its variables or by none; one or two of them is a
+// mistake worth stopping for.
+const DEXCOM_APP = ["DEXCOM_CLIENT_ID", "DEXCOM_CLIENT_SECRET", "DEXCOM_REDIRECT_URI"] as const;
 
 export async function loadConfig(env: Record<string, string | undefined>, needs: Needs): Promise<Config> {
   const problems: string[] = [];
@@ -72,6 +99,13 @@ export async function loadConfig(env: Record<string, string | undefined>, needs:
   }
 
   if (needs.firebase && !env.FIREBASE_PROJECT_ID?.trim()) problems.push("FIREBASE_PROJECT_ID is not set");
+
+  const dexcomSet = DEXCOM_APP.filter((name) => env[name]?.trim());
+  if (dexcomSet.length > 0 && dexcomSet.length < DEXCOM_APP.length) {
+    for (const name of DEXCOM_APP) {
+      if (!dexcomSet.includes(name)) problems.push(`${name} is not set (the other DEXCOM_* variables of the Dexcom app are)`);
+    }
+  }
 
   let keyRing: KeyRing | null = null;
   if (needs.encryption) {
@@ -97,5 +131,14 @@ export async function loadConfig(env: Record<string, string | undefined>, needs:
     keyRing,
     allowedOrigins: values.ALLOWED_ORIGINS.split(",").map((origin) => origin.trim()).filter(Boolean),
     port: values.PORT,
+    dexcom: dexcomSet.length === DEXCOM_APP.length
+      ? {
+        clientId: values.DEXCOM_CLIENT_ID!,
+        clientSecret: values.DEXCOM_CLIENT_SECRET!,
+        redirectUri: values.DEXCOM_REDIRECT_URI!,
+        apiBaseUrl: values.DEXCOM_API_BASE_URL,
+        appRedirectUrl: values.DEXCOM_APP_REDIRECT_URL ?? null,
+      }
+      : null,
   };
 }

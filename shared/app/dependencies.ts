@@ -2,6 +2,7 @@ import { createFirebaseVerifier, type FirebaseVerifier } from "../auth/firebase-
 import type { KeyRing } from "../crypto/key-ring.ts";
 import type { Database } from "../db/database.ts";
 import { DatabaseConfigError, openDatabase } from "../db/open.ts";
+import { createDexcomServices, type DexcomServices } from "../dexcom/services.ts";
 import { jsonLogger, type Logger } from "../http/log.ts";
 import { type Config, ConfigError, loadConfig, type Needs } from "./config.ts";
 
@@ -13,6 +14,8 @@ export interface Dependencies {
   keyRing: KeyRing;
   logger: Logger;
   allowedOrigins: readonly string[];
+  /** The Dexcom client and token service; null when the DEXCOM_* variables are unset. */
+  dexcom: DexcomServices | null;
 }
 
 // The contract: a database that does not answer within 5 s gives 503. Each operation (waiting for a
@@ -40,14 +43,21 @@ export async function buildDependencies(
   const verifier = firebase
     ? createFirebaseVerifier({ projectId: firebase.projectId, jwksUrl: firebase.jwksUrl, emulator: firebase.emulatorHost !== null })
     : unconfiguredVerifier;
+  // Only functions that declared the need get here with a key ring; the others never encrypt.
+  const keyRing = config.keyRing as KeyRing;
+  if (config.dexcom && config.dexcom.appRedirectUrl === null) {
+    logger.warn("dexcom_oauth_not_configured", {
+      message: "DEXCOM_APP_REDIRECT_URL is not set: /dexcom-oauth answers 503 not_configured (the other Dexcom endpoints work).",
+    });
+  }
   return {
     config,
     db,
     verifier,
-    // Only functions that declared the need get here with a key ring; the others never encrypt.
-    keyRing: config.keyRing as KeyRing,
+    keyRing,
     logger,
     allowedOrigins: config.allowedOrigins,
+    dexcom: config.dexcom && keyRing ? createDexcomServices(config.dexcom, { db, keyRing, logger }) : null,
   };
 }
 

@@ -1,3 +1,5 @@
+import { dexcomEgvsFunction } from "../dexcom/egvs-function.ts";
+import { dexcomOAuthFunction } from "../dexcom/oauth-function.ts";
 import { dexcomTokensFunction } from "../dexcom-tokens/function.ts";
 import { healthFunction } from "../health/function.ts";
 import { usersFunction } from "../users/function.ts";
@@ -14,6 +16,8 @@ export const FUNCTIONS = {
   health: { needs: {}, build: healthFunction },
   users: { needs: { firebase: true }, build: usersFunction },
   "dexcom-tokens": { needs: { firebase: true, encryption: true }, build: dexcomTokensFunction },
+  "dexcom-oauth": { needs: { firebase: true, encryption: true }, build: dexcomOAuthFunction },
+  "dexcom-egvs": { needs: { firebase: true, encryption: true }, build: dexcomEgvsFunction },
 } satisfies Record<string, FunctionDefinition>;
 
 export type FunctionName = keyof typeof FUNCTIONS;

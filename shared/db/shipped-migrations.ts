@@ -9,4 +9,5 @@ export const SHIPPED_MIGRATIONS: readonly string[] = [
   "20261127000005",
   "20261127000006",
   "20261129000001",
+  "20261129000002",
 ];

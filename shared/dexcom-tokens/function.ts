@@ -37,7 +37,7 @@ export function dexcomTokensFunction(deps: DexcomTokensDependencies): (request: 
       tokenType: input.token_type,
       scope: input.scope,
       dexcomUserId: input.dexcom_user_id ?? null,
-    });
+    }, context.requestId);
     if (outcome === "user_not_found") throw userNotFound();
     if (outcome === "user_inactive") throw userInactive();
     if (outcome === "dexcom_account_in_use") {
@@ -54,7 +54,7 @@ export function dexcomTokensFunction(deps: DexcomTokensDependencies): (request: 
   }
 
   async function revoke(context: RequestContext): Promise<Response> {
-    const result = await revokeTokens(deps.db, (await caller(context)).uid);
+    const result = await revokeTokens(deps.db, (await caller(context)).uid, context.requestId);
     if (result === null) throw userNotFound();
     if (!result.isActive) throw userInactive();
     return jsonResponse(200, { revoked: result.revoked });

@@ -23,15 +23,19 @@ export interface EncryptedToken {
 
 export type StoreOutcome = "stored" | "user_not_found" | "user_inactive" | "dexcom_account_in_use";
 
-/** One round trip: dms.store_dexcom_token revokes and inserts in one transaction under the user's row lock. */
+/**
+ * One round trip: dms.store_dexcom_token revokes (reason `replaced`) and inserts in one transaction
+ * under the user's row lock, recording both in the audit trail with the request's id.
+ */
 export async function storeToken(
   db: Queryable,
   uid: string,
   token: EncryptedToken,
+  requestId: string,
 ): Promise<{ outcome: StoreOutcome; token: Token | null }> {
   const [row] = await db.query<TokenRow & { outcome: StoreOutcome }>(
     `SELECT outcome, id, token_type, scope, expires_at, created_at, updated_at
-     FROM dms.store_dexcom_token($1, $2, $3, $4, $5, $6, $7, $8)`,
+     FROM dms.store_dexcom_token($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
     [
       uid,
       token.accessTokenEncrypted,
@@ -41,6 +45,7 @@ export async function storeToken(
       token.scope,
       token.dexcomUserId,
       token.encryptionKeyId,
+      requestId,
     ],
   );
   return { outcome: row!.outcome, token: row!.outcome === "stored" ? toToken(row!) : null };
@@ -67,24 +72,18 @@ export async function activeToken(
   return { isActive: row.is_active !== false, token: row.id == null ? null : toToken(row as TokenRow) };
 }
 
-/** Revokes the caller's active tokens in one statement; null when the caller is unknown. */
+/**
+ * DELETE /dexcom-tokens: revokes the caller's active tokens (reason `user_request`, recorded in the
+ * audit trail) in one round trip; null when the caller is unknown.
+ */
 export async function revokeTokens(
   db: Queryable,
   uid: string,
+  requestId: string,
 ): Promise<{ isActive: boolean; revoked: number } | null> {
   const [row] = await db.query<{ found: boolean; is_active: boolean | null; revoked: number }>(
-    `WITH caller AS (
-       SELECT id, is_active FROM users WHERE firebase_uid = $1
-     ), revoked AS (
-       UPDATE dexcom_tokens t SET is_revoked = true, revoked_at = now()
-       FROM caller
-       WHERE t.user_id = caller.id AND caller.is_active IS NOT FALSE AND t.is_revoked IS NOT TRUE
-       RETURNING t.id
-     )
-     SELECT EXISTS (SELECT 1 FROM caller) AS found,
-            (SELECT is_active FROM caller) AS is_active,
-            (SELECT count(*)::int FROM revoked) AS revoked`,
-    [uid],
+    "SELECT found, is_active, revoked FROM dms.disconnect_dexcom($1, $2)",
+    [uid, requestId],
   );
   if (!row!.found) return null;
   return { isActive: row!.is_active !== false, revoked: row!.revoked };

@@ -52,7 +52,7 @@ export function usersFunction(deps: UsersDependencies): (request: Request) => Pr
   }
 
   async function remove(context: RequestContext): Promise<Response> {
-    if (!(await deleteUser(deps.db, (await caller(context)).uid))) throw userNotFound();
+    if (!(await deleteUser(deps.db, (await caller(context)).uid, context.requestId))) throw userNotFound();
     return new Response(null, { status: 204 });
   }
 

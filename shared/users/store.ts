@@ -55,10 +55,13 @@ export async function findUser(db: Queryable, uid: string): Promise<User | null>
   return row ? toUser(row) : null;
 }
 
-/** Deletes the user and, by cascade, their tokens; false when there was none. */
-export async function deleteUser(db: Queryable, uid: string): Promise<boolean> {
-  const rows = await db.query("DELETE FROM users WHERE firebase_uid = $1 RETURNING id", [uid]);
-  return rows.length > 0;
+/**
+ * Deletes the user and, by cascade, their tokens and pending authorizations, recording each active
+ * token as revoked (`account_deleted`) in the audit trail first; false when there was none.
+ */
+export async function deleteUser(db: Queryable, uid: string, requestId: string): Promise<boolean> {
+  const [row] = await db.query<{ deleted: boolean }>("SELECT dms.delete_user($1, $2) AS deleted", [uid, requestId]);
+  return row!.deleted;
 }
 
 function toUser(row: UserRow): User {

@@ -1,3 +1,4 @@
+import type { RequestHandler } from "msw";
 import { setupServer } from "msw/node";
 import { buildLocalServer } from "../../shared/app/server.ts";
 import { generateKey } from "../../shared/crypto/fernet.ts";
@@ -52,12 +53,16 @@ export interface TestBackend {
  */
 export async function startTestBackend(
   env: Record<string, string> = {},
-  options: { reachDatabaseAt?: (url: string) => string } = {},
+  options: {
+    reachDatabaseAt?: (url: string) => string;
+    /** More msw handlers for what lies outside our walls (the fake Dexcom). */
+    handlers?: RequestHandler[];
+  } = {},
 ): Promise<TestBackend> {
   const database = await migratedPostgres();
   const keys = await createTestKeys();
   const jwks = jwksHandler(keys.jwks);
-  const msw = setupServer(jwks.handler);
+  const msw = setupServer(jwks.handler, ...(options.handlers ?? []));
   msw.listen({ onUnhandledRequest: "error" });
   const encryptionKey = generateKey();
   const logs: string[] = [];

@@ -34,5 +34,8 @@ export const ADDED_COLUMNS: Record<"users" | "dexcom_tokens", Column[]> = {
   users: [],
   dexcom_tokens: [
     ["encryption_key_id", "character varying", 32, "YES", null],
+    ["revoked_reason", "character varying", 32, "YES", null],
+    ["refresh_lease_holder", "uuid", null, "YES", null],
+    ["refresh_lease_expires_at", "timestamp with time zone", null, "YES", null],
   ],
 };
