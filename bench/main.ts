@@ -1,5 +1,6 @@
 // Runs every benchmark in turn: `npm run bench` (deno run -A bench/main.ts); or the named ones:
 // `npm run bench -- rotation http`.
+import { benchDexcom } from "./dexcom.ts";
 import { benchFernet } from "./fernet.ts";
 import { benchHttp } from "./http.ts";
 import { benchRotation } from "./rotation.ts";
@@ -10,6 +11,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   rotation: benchRotation,
   http: benchHttp,
   startup: benchStartup,
+  dexcom: benchDexcom,
 };
 
 const unknown = Deno.args.filter((name) => !(name in BENCHES));

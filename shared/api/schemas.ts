@@ -43,6 +43,21 @@ export const tokenStatusResponse = z.object({ connected: z.boolean(), token: tok
 export type TokenStatus = z.infer<typeof tokenStatusResponse>;
 export const revokeTokensResponse = z.object({ revoked: z.int() });
 
+/** POST /dexcom-oauth/start: where to send the browser, and the state it carries (10 minutes, once). */
+export const oauthStartResponse = z.object({ authorize_url: z.string(), state: z.string(), expires_at: z.string() });
+export type OAuthStart = z.infer<typeof oauthStartResponse>;
+
+/**
+ * GET /dexcom-egvs: Dexcom's `/v3/users/self/egvs` body as it sent it. Only its frame is checked:
+ * records keep every field Dexcom sends, known or not (values, status and trend may be null).
+ */
+export const egvsResponse = z.looseObject({
+  recordType: z.string().optional(),
+  userId: z.string().optional(),
+  records: z.array(z.looseObject({ recordId: z.string(), systemTime: z.string(), displayTime: z.string() })),
+});
+export type EgvsResponse = z.infer<typeof egvsResponse>;
+
 export const healthResponse = z.object({
   status: z.enum(["ok", "unavailable"]),
   database: z.enum(["ok", "unreachable"]),

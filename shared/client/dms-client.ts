@@ -3,10 +3,14 @@
 import type { SupabaseClient } from "@supabase/supabase-js";
 import type { z } from "zod";
 import {
+  egvsResponse,
+  type EgvsResponse,
   errorBody,
   type ErrorBody,
   type Health,
   healthResponse,
+  type OAuthStart,
+  oauthStartResponse,
   revokeTokensResponse,
   storeTokenResponse,
   type StoreTokenRequest,
@@ -74,6 +78,19 @@ export function createDmsClient({ supabase, getIdToken }: DmsClientOptions) {
       status: (): Promise<TokenStatus> => call("dexcom-tokens", "GET", tokenStatusResponse),
       /** Revokes the active tokens; returns how many. */
       revoke: async (): Promise<number> => (await call("dexcom-tokens", "DELETE", revokeTokensResponse)).revoked,
+    },
+    dexcom: {
+      /**
+       * Starts connecting a Dexcom account: open `authorize_url` in a browser tab; the backend's
+       * callback ends at DEXCOM_APP_REDIRECT_URL with `status` (and `reason`).
+       */
+      startAuthorization: (): Promise<OAuthStart> => call("dexcom-oauth/start", "POST", oauthStartResponse),
+      /** Glucose readings (EGVs) in [start, end], at most 30 days; Date or ISO 8601 text (no offset = UTC). */
+      egvs: (range: { start: Date | string; end: Date | string }): Promise<EgvsResponse> => {
+        const text = (at: Date | string) => (at instanceof Date ? at.toISOString() : at);
+        const query = new URLSearchParams({ startDate: text(range.start), endDate: text(range.end) });
+        return call(`dexcom-egvs?${query}`, "GET", egvsResponse);
+      },
     },
   };
 }

@@ -4,6 +4,7 @@
 import { InvalidToken } from "../crypto/fernet.ts";
 import type { KeyRing } from "../crypto/key-ring.ts";
 import type { Database } from "../db/database.ts";
+import { isDatabaseUnavailable } from "../db/unavailable.ts";
 import type { Logger } from "../http/log.ts";
 import {
   type DexcomClient,
@@ -145,13 +146,24 @@ export function createTokenService(options: TokenServiceOptions) {
       keyRing.encrypt(answer.accessToken),
       keyRing.encrypt(answer.refreshToken),
     ]);
-    const newTokenId = await storeRefreshedToken(db, tokenId, {
+    const pair = {
       accessTokenEncrypted,
       refreshTokenEncrypted: refreshTokenEncrypted2,
       encryptionKeyId: keyRing.primaryKeyId,
       expiresIn: answer.expiresIn,
       tokenType: answer.tokenType,
-    }, request.requestId);
+    };
+    // Dexcom has already killed the old refresh token: losing this pair would disconnect the
+    // person, so a database hiccup gets a second try. Safe to repeat: when the first try did
+    // commit, the second finds the old row revoked and stores nothing.
+    let newTokenId: number | null;
+    try {
+      newTokenId = await storeRefreshedToken(db, tokenId, pair, request.requestId);
+    } catch (error) {
+      if (!isDatabaseUnavailable(error)) throw error;
+      logger.warn("dexcom_refresh_store_retried", { request_id: request.requestId, user_id: userId, token_id: tokenId });
+      newTokenId = await storeRefreshedToken(db, tokenId, pair, request.requestId);
+    }
     // Disconnected (or replaced) while we refreshed: the new pair is dropped, never used.
     if (newTokenId === null) return null;
     logger.info("dexcom_token_refreshed", { request_id: request.requestId, user_id: userId, token_id: newTokenId });

@@ -1,0 +1,309 @@
+// Dexcom through us, against the fake Dexcom (test/support/fake-dexcom.ts) served over real HTTP in
+// this process, with `npm run serve` in its own process: GET /dexcom-egvs at 32 concurrent
+// connections beside the same load sent to the fake directly (their ratio is our overhead); and a
+// refresh storm, 1,000 requests at once from 50 users whose tokens expired, which must cost
+// exactly one refresh per user and answer every request 200.
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { generateKey } from "../shared/crypto/fernet.ts";
+import type { Database } from "../shared/db/database.ts";
+import { freePort } from "../shared/local/ports.ts";
+import { untilAnswers } from "../shared/local/until-answers.ts";
+import { egvSeries, FakeDexcom } from "../test/support/fake-dexcom.ts";
+import { outputOf, withChild } from "./child.ts";
+import { withCleanup } from "./interruptible.ts";
+import { withScratchDatabase } from "./scratch-database.ts";
+
+const CONNECTIONS = 32;
+const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
+const PROJECT_ID = "dms-bench";
+const DEXCOM = {
+  DEXCOM_CLIENT_ID: "bench-client-id",
+  DEXCOM_CLIENT_SECRET: "bench-client-secret",
+  DEXCOM_REDIRECT_URI: "http://127.0.0.1:54321/functions/v1/dexcom-oauth/callback",
+  DEXCOM_APP_REDIRECT_URL: "dms://dexcom-connected",
+};
+const STORM_USERS = 50;
+const STORM_REQUESTS_PER_USER = 20;
+const READINGS_PER_DAY = 288;
+const WINDOW_MS = 3 * 3600 * 1000;
+
+interface Measurement {
+  rps: number;
+  errors: number;
+  p50: number;
+  p99: number;
+}
+
+/** A connected user: the ID token we take and the Dexcom access token the fake takes. */
+interface Connected {
+  idToken: string;
+  accessToken: string;
+}
+
+export function benchDexcom(): Promise<void> {
+  return withScratchDatabase("Dexcom", run);
+}
+
+async function run(database: { url: string; db: Database }): Promise<void> {
+  const keys = await signingKeys();
+  const jwks = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () =>
+    Response.json(keys.jwks, { headers: { "cache-control": "public, max-age=3600" } }));
+  const dexcom = new FakeDexcom({
+    clientId: DEXCOM.DEXCOM_CLIENT_ID,
+    clientSecret: DEXCOM.DEXCOM_CLIENT_SECRET,
+    redirectUri: DEXCOM.DEXCOM_REDIRECT_URI,
+  });
+  const fake = await dexcom.listen();
+  const port = await freePort();
+  const serve = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", new URL("../scripts/serve.ts", import.meta.url).pathname],
+    env: {
+      DATABASE_URL: database.url,
+      DATABASE_POOL_SIZE: String(CONNECTIONS),
+      FIREBASE_PROJECT_ID: PROJECT_ID,
+      FIREBASE_JWKS_URL: `http://127.0.0.1:${jwks.addr.port}/jwks`,
+      ENCRYPTION_KEY: generateKey(),
+      PORT: String(port),
+      ...DEXCOM,
+      DEXCOM_API_BASE_URL: fake.url,
+    },
+    stdout: "null",
+    stderr: "piped",
+  });
+  let serverErrors: ReadableStreamDefaultReader<string> | undefined;
+  try {
+    await withChild(serve, async (server) => {
+      serverErrors = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let exited = false;
+      server.status.then(() => (exited = true));
+      const base = `http://127.0.0.1:${port}`;
+      await untilAnswers(`${base}/functions/v1/health`, {
+        timeoutMs: 10_000,
+        giveUp: () => (exited ? new Error("the server stopped while starting") : null),
+        timedOut: () => new Error(`the server did not come up at ${base}`),
+      }).catch(async (error) => {
+        const { value } = exited ? await serverErrors!.read() : { value: "" };
+        throw new Error(`${error.message}: ${value ?? ""}`);
+      });
+      await measureEgvs(base, fake.url, dexcom, keys.idToken);
+      await refreshStorm(base, dexcom, database.db, keys.idToken);
+    });
+  } finally {
+    await serverErrors?.cancel(); // only once the server is gone: it may still write to stderr until then
+    await fake.close();
+    await jwks.shutdown();
+  }
+}
+
+async function measureEgvs(
+  base: string,
+  fakeUrl: string,
+  dexcom: FakeDexcom,
+  idToken: (sub: string) => Promise<string>,
+): Promise<void> {
+  // A day of readings each, ending now; the app asks for the last 3 hours of it.
+  const end = new Date(Math.floor(Date.now() / 60_000) * 60_000);
+  const dayStart = new Date(end.getTime() - 24 * 3600 * 1000);
+  const start = new Date(end.getTime() - WINDOW_MS);
+  const users = await Promise.all(
+    Array.from({ length: CONNECTIONS }, (_, i) => connect(base, dexcom, idToken, `bench-egvs-${i + 1}`, dayStart)),
+  );
+  const ours = `/functions/v1/dexcom-egvs?${new URLSearchParams({ startDate: start.toISOString(), endDate: end.toISOString() })}`;
+  const theirs = `/v3/users/self/egvs?${
+    new URLSearchParams({ startDate: start.toISOString().slice(0, 19), endDate: end.toISOString().slice(0, 19) })
+  }`;
+
+  // One request each way first: both must answer the same readings, or the numbers compare nothing.
+  const [through, direct] = await Promise.all([
+    fetch(`${base}${ours}`, { headers: { authorization: `Bearer ${users[0]!.idToken}` } }),
+    fetch(`${fakeUrl}${theirs}`, { headers: { authorization: `Bearer ${users[0]!.accessToken}` } }),
+  ]);
+  const [throughText, directText] = [await through.text(), await direct.text()];
+  if (through.status !== 200 || direct.status !== 200 || throughText !== directText) {
+    throw new Error(`dexcom bench: GET /dexcom-egvs answered ${through.status}, the fake ${direct.status}; bodies ${throughText === directText ? "equal" : "differ"}`);
+  }
+  const readings = JSON.parse(throughText).records.length;
+
+  console.log(
+    `\nDexcom: GET /dexcom-egvs (3 h window, ${readings} readings, ${throughText.length} bytes) at ${CONNECTIONS} concurrent connections, ` +
+      `${SECONDS} s each; the fake Dexcom serves real HTTP from the bench process on the same 2 cores`,
+  );
+  const targets = [
+    { name: "through us: /dexcom-egvs", url: base, path: ours, tokens: users.map((u) => u.idToken) },
+    { name: "the fake directly: /v3/.../egvs", url: fakeUrl, path: theirs, tokens: users.map((u) => u.accessToken) },
+  ];
+  console.log(`  ${"target".padEnd(34)}${"req/s".padStart(9)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}${"errors".padStart(8)}`);
+  const results: Measurement[] = [];
+  for (const target of targets) {
+    await load(target.url, target.path, target.tokens, 1); // warm-up
+    const result = await load(target.url, target.path, target.tokens, SECONDS);
+    if (result === null) {
+      console.log("  skipped: the load generator wrk is not installed (apt-get install wrk)");
+      return;
+    }
+    results.push(result);
+    console.log(
+      `  ${target.name.padEnd(34)}${result.rps.toFixed(0).padStart(9)}${result.p50.toFixed(1).padStart(9)}${
+        result.p99.toFixed(1).padStart(9)
+      }${String(result.errors).padStart(8)}`,
+    );
+  }
+  const [us, them] = results as [Measurement, Measurement];
+  console.log(`  through us / directly: ${(us.rps / them.rps).toFixed(2)}x the requests per second, p50 ${(us.p50 / them.p50).toFixed(1)}x`);
+}
+
+// 50 users whose tokens expired all ask at once, 20 requests each: per user, one request refreshes
+// (Dexcom's refresh tokens are single use) and the others wait for the pair it stores.
+async function refreshStorm(
+  base: string,
+  dexcom: FakeDexcom,
+  db: Database,
+  idToken: (sub: string) => Promise<string>,
+): Promise<void> {
+  const end = new Date();
+  const users = await Promise.all(
+    Array.from({ length: STORM_USERS }, (_, i) =>
+      connect(base, dexcom, idToken, `bench-storm-${i + 1}`, new Date(end.getTime() - 24 * 3600 * 1000))),
+  );
+  const expired = await db.query(
+    `UPDATE dexcom_tokens t SET expires_at = now() - interval '1 minute'
+     FROM users u WHERE u.id = t.user_id AND u.firebase_uid LIKE 'bench-storm-%' AND t.is_revoked IS NOT TRUE
+     RETURNING t.id`,
+  );
+  if (expired.length !== STORM_USERS) throw new Error(`dexcom bench: expired ${expired.length} tokens, not ${STORM_USERS}`);
+
+  const query = new URLSearchParams({ startDate: new Date(end.getTime() - WINDOW_MS).toISOString(), endDate: end.toISOString() });
+  const total = STORM_USERS * STORM_REQUESTS_PER_USER;
+  const refreshesBefore = dexcom.counts.refresh;
+  const started = performance.now();
+  const statuses = await Promise.all(
+    users.flatMap((user) =>
+      Array.from({ length: STORM_REQUESTS_PER_USER }, () =>
+        fetch(`${base}/functions/v1/dexcom-egvs?${query}`, { headers: { authorization: `Bearer ${user.idToken}` } })
+          .then(async (response) => {
+            await response.arrayBuffer();
+            return response.status;
+          })
+          .catch(() => 0))
+    ),
+  );
+  const ms = performance.now() - started;
+  const refreshes = dexcom.counts.refresh - refreshesBefore;
+  const ok = statuses.filter((status) => status === 200).length;
+  const others = [...new Set(statuses.filter((status) => status !== 200))].map((s) => (s === 0 ? "no answer" : String(s)));
+
+  console.log(
+    `  refresh storm: ${STORM_USERS} users with expired tokens, ${STORM_REQUESTS_PER_USER} requests each, ` +
+      `${total.toLocaleString("en-US")} at once`,
+  );
+  line("refreshes at Dexcom", `${refreshes} (expected ${STORM_USERS}, one per user)`);
+  line("answered 200", `${ok} of ${total}${others.length > 0 ? ` (others: ${others.join(", ")})` : ""}`);
+  line("time until all were answered", `${Math.round(ms)} ms`);
+  if (refreshes !== STORM_USERS || ok !== total) {
+    throw new Error(`dexcom bench: the refresh storm made ${refreshes} refreshes (not ${STORM_USERS}) and answered ${ok} of ${total} with 200`);
+  }
+}
+
+/**
+ * Registers uid, gives them a Dexcom account with a day of readings from dayStart, and stores a
+ * pair the fake issued for it through POST /dexcom-tokens, as an app that did the OAuth itself.
+ */
+async function connect(
+  base: string,
+  dexcom: FakeDexcom,
+  idToken: (sub: string) => Promise<string>,
+  uid: string,
+  dayStart: Date,
+): Promise<Connected> {
+  const token = await idToken(uid);
+  const headers = { authorization: `Bearer ${token}` };
+  const registered = await fetch(`${base}/functions/v1/users`, { method: "POST", headers });
+  await registered.body?.cancel();
+  const user = dexcom.addUser();
+  user.egvs = egvSeries(dayStart, READINGS_PER_DAY);
+  const pair = dexcom.issuePair(user);
+  const stored = await fetch(`${base}/functions/v1/dexcom-tokens`, {
+    method: "POST",
+    headers: { ...headers, "content-type": "application/json" },
+    body: JSON.stringify({ ...pair, dexcom_user_id: user.dexcomUserId }),
+  });
+  await stored.body?.cancel();
+  if ((registered.status !== 201 && registered.status !== 200) || stored.status !== 201) {
+    throw new Error(`dexcom bench: connecting ${uid}: POST /users answered ${registered.status}, POST /dexcom-tokens ${stored.status}`);
+  }
+  return { idToken: token, accessToken: pair.access_token };
+}
+
+// wrk (C, from Debian's package) generates the load, as in http.ts; requests cycle through the
+// connections' tokens. null when wrk is not there.
+async function load(url: string, path: string, tokens: string[], seconds: number): Promise<Measurement | null> {
+  const requests = tokens.map((token) => `wrk.format("GET", ${lua(path)}, {["authorization"] = ${lua(`Bearer ${token}`)}})`);
+  const script = `local requests = {}
+init = function() requests = { ${requests.join(", ")} } end
+local i = 0
+request = function() i = i % #requests + 1; return requests[i] end
+`;
+  return await withTempFile(".lua", script, async (scriptPath) => {
+    try {
+      const { success, stdout } = await outputOf(
+        new Deno.Command("wrk", {
+          args: ["-t2", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", scriptPath, url],
+          stdout: "piped",
+          stderr: "null",
+        }),
+      );
+      const out = new TextDecoder().decode(stdout);
+      const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+      if (!success || !rps) return null;
+      return {
+        rps: Number(rps[1]),
+        errors: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
+        p50: latency(out, "50%"),
+        p99: latency(out, "99%"),
+      };
+    } catch {
+      return null;
+    }
+  });
+}
+
+/** Runs fn with a temporary file holding `text`, removed afterwards, also when interrupted. */
+async function withTempFile<T>(suffix: string, text: string, fn: (path: string) => Promise<T>): Promise<T> {
+  const path = await Deno.makeTempFile({ suffix });
+  return await withCleanup(() => Deno.remove(path), async () => {
+    await Deno.writeTextFile(path, text);
+    return await fn(path);
+  });
+}
+
+function lua(text: string): string {
+  return JSON.stringify(text);
+}
+
+function latency(out: string, percentile: string): number {
+  const match = new RegExp(`${percentile}\\s+([\\d.]+)(us|ms|s)`).exec(out);
+  if (!match) return NaN;
+  return Number(match[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[match[2]!]!;
+}
+
+function line(label: string, value: string): void {
+  console.log(`    ${label.padEnd(32)}${value}`);
+}
+
+async function signingKeys() {
+  const { publicKey, privateKey } = await generateKeyPair("RS256");
+  const kid = "bench-key";
+  const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" }] };
+  const idToken = (sub: string) => {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ auth_time: now, email: `${sub}@example.com`, email_verified: true })
+      .setProtectedHeader({ alg: "RS256", kid })
+      .setIssuer(`https://securetoken.google.com/${PROJECT_ID}`)
+      .setAudience(PROJECT_ID)
+      .setSubject(sub)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 3600)
+      .sign(privateKey);
+  };
+  return { jwks, idToken };
+}
