@@ -86,3 +86,91 @@ describe("configuration from the environment", () => {
     expect(output).toMatch(/WARNING: FIREBASE_AUTH_EMULATOR_HOST is set .*UNSIGNED Firebase ID tokens are accepted/);
   });
 });
+
+describe("the Dexcom app's configuration (DEXCOM_*)", () => {
+  // Recognisable values, to show that no problem line ever carries a value.
+  const SECRET = "dexcom-client-secret-must-not-leak-42";
+  const APP = {
+    DEXCOM_CLIENT_ID: "dexcom-client-id-value-17",
+    DEXCOM_CLIENT_SECRET: SECRET,
+    DEXCOM_REDIRECT_URI: "https://project.supabase.co/functions/v1/dexcom-oauth/callback",
+  };
+
+  async function configError(env: Record<string, string>): Promise<ConfigError> {
+    const error = await loadConfig(env, {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+
+  it("all three set: the Dexcom app, with Dexcom's production API by default and no app redirect", async () => {
+    const config = await loadConfig(APP, {});
+    expect(config.dexcom).toEqual({
+      clientId: APP.DEXCOM_CLIENT_ID,
+      clientSecret: SECRET,
+      redirectUri: APP.DEXCOM_REDIRECT_URI,
+      apiBaseUrl: "https://api.dexcom.com",
+      appRedirectUrl: null,
+    });
+  });
+
+  it.each([
+    ["https://sandbox-api.dexcom.com/", "https://sandbox-api.dexcom.com"],
+    ["https://api.dexcom.eu//", "https://api.dexcom.eu"],
+    ["http://127.0.0.1:8089", "http://127.0.0.1:8089"],
+  ])("DEXCOM_API_BASE_URL=%j is used as %j (trailing slashes stripped)", async (value, expected) => {
+    const config = await loadConfig({ ...APP, DEXCOM_API_BASE_URL: value }, {});
+    expect(config.dexcom?.apiBaseUrl).toBe(expected);
+  });
+
+  it("none set (or all empty, as env files leave them): null, and the server still starts", async () => {
+    expect((await loadConfig({}, {})).dexcom).toBeNull();
+    expect((await loadConfig({ DEXCOM_CLIENT_ID: "", DEXCOM_CLIENT_SECRET: " ", DEXCOM_REDIRECT_URI: "" }, {})).dexcom).toBeNull();
+  });
+
+  const names = Object.keys(APP) as (keyof typeof APP)[];
+  const partial = [[0], [1], [2], [0, 1], [0, 2], [1, 2]].map((set) => set.map((i) => names[i]!));
+
+  it.each(partial.map((set) => [set.join(" + "), set] as const))("only %s set: ConfigError naming each missing one, never a value", async (_, set) => {
+    const env = Object.fromEntries(set.map((name) => [name, APP[name]]));
+    const error = await configError(env);
+    const missing = names.filter((name) => !set.includes(name));
+    expect(error.problems).toHaveLength(missing.length);
+    for (const name of missing) expect(error.problems.some((line) => line.startsWith(`${name} `))).toBe(true);
+    for (const value of Object.values(APP)) expect(error.message).not.toContain(value);
+  });
+
+  it("a blank DEXCOM_CLIENT_SECRET beside the other two counts as missing", async () => {
+    const error = await configError({ ...APP, DEXCOM_CLIENT_SECRET: "   " });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^DEXCOM_CLIENT_SECRET /);
+  });
+
+  it.each([
+    "not a url at all",
+    "ftp://api.dexcom.example/base",
+    "https://api.dexcom.example/?region=us",
+    "https://api.dexcom.example/#top",
+  ])("a bad DEXCOM_API_BASE_URL (%j): ConfigError naming it, never its value", async (value) => {
+    const error = await configError({ ...APP, DEXCOM_API_BASE_URL: value });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^DEXCOM_API_BASE_URL /);
+    expect(error.message).not.toContain(value);
+    expect(error.message).not.toContain(SECRET);
+  });
+
+  it.each([
+    ["dms://x", "dms://x"],
+    ["dms://dexcom-connected", "dms://dexcom-connected"],
+    ["https://app.example.com/dexcom/done", "https://app.example.com/dexcom/done"],
+  ])("DEXCOM_APP_REDIRECT_URL=%j is kept (a custom app scheme too)", async (value, expected) => {
+    const config = await loadConfig({ ...APP, DEXCOM_APP_REDIRECT_URL: value }, {});
+    expect(config.dexcom?.appRedirectUrl).toBe(expected);
+  });
+
+  it("DEXCOM_APP_REDIRECT_URL that is not a URL: ConfigError naming it", async () => {
+    const error = await configError({ ...APP, DEXCOM_APP_REDIRECT_URL: "just words" });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^DEXCOM_APP_REDIRECT_URL /);
+    expect(error.message).not.toContain("just words");
+  });
+});

@@ -492,6 +492,34 @@ describe("a state belongs to the user who started it", () => {
   });
 });
 
+describe("secrets stay secret", () => {
+  it("no code, state or Dexcom token appears in a log line, a callback answer, or a row", async () => {
+    // One more of each kind here, so this test has something to find even on its own.
+    const { token } = await connectedCaller(backend, "secrets-uid");
+    const state = await begin(token);
+    backend.dexcom.failNext("dataRange", { kind: "status", status: 500 });
+    await failedCallback({ code: backend.dexcom.authorize(backend.dexcom.addUser()), state }, "dexcom_unavailable");
+
+    const secrets = [...backend.dexcom.secretsIssued, ...statesIssued];
+    expect(backend.dexcom.secretsIssued.length).toBeGreaterThan(20);
+    expect(statesIssued.length).toBeGreaterThan(20);
+    const leaks = (texts: string[]) => secrets.filter((secret) => texts.some((text) => text.includes(secret)));
+
+    expect(backend.logs.length).toBeGreaterThan(0);
+    expect(leaks(backend.logs)).toEqual([]);
+    expect(answersSeen.length).toBeGreaterThan(20);
+    expect(leaks(answersSeen.map((a) => `${a.text}\n${headerText(a.headers)}`))).toEqual([]);
+    for (const table of ["dexcom_oauth_states", "dexcom_token_events", "users", "dexcom_tokens"]) {
+      const rows = await db().query<{ row: string }>(`SELECT to_jsonb(t)::text AS row FROM ${table} t`);
+      expect(rows.length, table).toBeGreaterThan(0);
+      expect(leaks(rows.map((r) => r.row)), table).toEqual([]);
+    }
+  });
+});
+
+// Last in the file on purpose: msw's interception is process-wide. While another backend is open its
+// msw answers every outgoing request, and closing it restores the real fetch, so the shared backend
+// can no longer reach its fake Dexcom after these tests.
 describe("configuration", () => {
   it("DEXCOM_APP_REDIRECT_URL missing: start and callback answer 503 not_configured as JSON", async () => {
     const partial = await startDexcomBackend({ DEXCOM_APP_REDIRECT_URL: "" });
@@ -542,31 +570,6 @@ describe("configuration", () => {
       expect(failed.headers.get("location")).toBe("https://app.example/done?from=dms&status=error&reason=invalid_state");
     } finally {
       await web.close();
-    }
-  });
-});
-
-describe("secrets stay secret", () => {
-  it("no code, state or Dexcom token appears in a log line, a callback answer, or a row", async () => {
-    // One more of each kind here, so this test has something to find even on its own.
-    const { token } = await connectedCaller(backend, "secrets-uid");
-    const state = await begin(token);
-    backend.dexcom.failNext("dataRange", { kind: "status", status: 500 });
-    await failedCallback({ code: backend.dexcom.authorize(backend.dexcom.addUser()), state }, "dexcom_unavailable");
-
-    const secrets = [...backend.dexcom.secretsIssued, ...statesIssued];
-    expect(backend.dexcom.secretsIssued.length).toBeGreaterThan(20);
-    expect(statesIssued.length).toBeGreaterThan(20);
-    const leaks = (texts: string[]) => secrets.filter((secret) => texts.some((text) => text.includes(secret)));
-
-    expect(backend.logs.length).toBeGreaterThan(0);
-    expect(leaks(backend.logs)).toEqual([]);
-    expect(answersSeen.length).toBeGreaterThan(20);
-    expect(leaks(answersSeen.map((a) => `${a.text}\n${headerText(a.headers)}`))).toEqual([]);
-    for (const table of ["dexcom_oauth_states", "dexcom_token_events", "users", "dexcom_tokens"]) {
-      const rows = await db().query<{ row: string }>(`SELECT to_jsonb(t)::text AS row FROM ${table} t`);
-      expect(rows.length, table).toBeGreaterThan(0);
-      expect(leaks(rows.map((r) => r.row)), table).toEqual([]);
     }
   });
 });

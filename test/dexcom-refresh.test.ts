@@ -349,10 +349,13 @@ describe("a transient refresh failure keeps the token", () => {
     await expireStoredToken(db(), uid);
     const before = await onlyActiveRow(uid);
 
-    const answer = c.fault === "network" ? await withNetworkErrorOnTokenCall(() => egvs(token)) : await (async () => {
-      fake().failNext("token", c.fault as Fault);
-      return egvs(token);
-    })();
+    let answer: CallResult;
+    if (c.fault === "network") {
+      answer = await withNetworkErrorOnTokenCall(() => egvs(token));
+    } else {
+      fake().failNext("token", c.fault);
+      answer = await egvs(token);
+    }
 
     expect(answer.status).toBe(c.status);
     expect(answer.body.error).toBe(c.error);

@@ -77,9 +77,13 @@ function egvsWindow(params: URLSearchParams): { startDate: string; endDate: stri
       problems.push({ path: "endDate", message: "must be at most 30 days after startDate" });
     }
   }
-  // Rounding the end up can leave year 9999, which Dexcom's format cannot write.
-  const endUp = end === null ? null : new Date(Math.ceil(end.getTime() / 1000) * 1000);
-  if (endUp !== null && endUp.getUTCFullYear() > 9999) problems.push({ path: "endDate", message: "is out of range" });
   if (problems.length > 0) throw validationFailed(problems);
-  return { startDate: dexcomTime(start!), endDate: dexcomTime(endUp!) };
+  // Dexcom takes whole seconds: the start goes down and the end up, so no record of the window is
+  // left out. Rounding can stretch a window of just under 30 days past Dexcom's limit; records
+  // have whole-second times, so ending at the rounded start + 30 days still takes them all.
+  const startDown = Math.floor(start!.getTime() / 1000) * 1000;
+  const endUp = Math.min(Math.ceil(end!.getTime() / 1000) * 1000, startDown + MAX_WINDOW_MS);
+  // Dexcom's format has four-digit years.
+  if (new Date(endUp).getUTCFullYear() > 9999) throw validationFailed([{ path: "endDate", message: "is out of range" }]);
+  return { startDate: dexcomTime(new Date(startDown)), endDate: dexcomTime(new Date(endUp)) };
 }

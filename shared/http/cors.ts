@@ -1,4 +1,16 @@
-const ALLOWED_HEADERS = "authorization, x-client-info, apikey, content-type, x-request-id";
+import { corsHeaders as supabaseCors } from "@supabase/supabase-js/cors";
+
+// Every header Supabase's client libraries send, from the SDK itself (so a header a new SDK adds is
+// allowed as soon as the dependency is updated), plus our request id and the tracing and routing
+// headers of browsers' and Supabase's tooling.
+const ALLOWED_HEADERS = [
+  ...supabaseCors["Access-Control-Allow-Headers"].split(",").map((name) => name.trim()),
+  "x-request-id",
+  "x-region",
+  "traceparent",
+  "tracestate",
+  "baggage",
+].join(", ");
 
 /**
  * CORS headers for one response. With `*` every origin may call us (the app authenticates with a

@@ -52,7 +52,10 @@ CREATE INDEX dexcom_token_events_user_id_idx ON public.dexcom_token_events (user
 -- trail, and nobody but the backend writes it.
 ALTER TABLE public.dexcom_oauth_states ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.dexcom_token_events ENABLE ROW LEVEL SECURITY;
-REVOKE ALL ON TABLE public.dexcom_oauth_states, public.dexcom_token_events FROM PUBLIC, anon, authenticated;
+-- (Supabase's default privileges give service_role everything on new tables: taken back first.)
+REVOKE ALL ON TABLE public.dexcom_oauth_states, public.dexcom_token_events
+    FROM PUBLIC, anon, authenticated, service_role;
+REVOKE ALL ON SEQUENCE public.dexcom_token_events_id_seq FROM PUBLIC, anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.dexcom_token_events TO service_role;
 
 -- Revokes a user's active tokens with a reason and records each revocation.

@@ -1,11 +1,31 @@
 // Helpers for the contract tests (test/users, dexcom-tokens, health, http, bad-inputs,
 // concurrency, secrets): raw requests the `call` helper cannot make, database snapshots and the
 // usual set-up steps.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import type { Queryable } from "../../shared/db/database.ts";
 import { BASE_URL, type CallResult, type TestBackend, toResult } from "./backend.ts";
 
-/** The exact Access-Control-Allow-Headers value the contract names. */
-export const CONTRACT_ALLOWED_HEADERS = "authorization, x-client-info, apikey, content-type, x-request-id";
+/**
+ * The Access-Control-Allow-Headers value the contract names: the headers of supabase-js's
+ * `@supabase/supabase-js/cors` (read from the installed SDK's source text, not through our import
+ * of it), then ours.
+ */
+export const CONTRACT_ALLOWED_HEADERS = [
+  ...sdkCorsHeaders(),
+  "x-request-id",
+  "x-region",
+  "traceparent",
+  "tracestate",
+  "baggage",
+].join(", ");
+
+function sdkCorsHeaders(): string[] {
+  const source = readFileSync(createRequire(import.meta.url).resolve("@supabase/supabase-js/cors"), "utf8");
+  const list = /SUPABASE_HEADERS\s*=\s*\[([^\]]*)\]/.exec(source);
+  if (!list) throw new Error("the SDK's cors module no longer has SUPABASE_HEADERS; look at it again");
+  return [...list[1]!.matchAll(/"([^"]+)"/g)].map((match) => match[1]!);
+}
 
 export const USER_KEYS = ["created_at", "dexcom_user_id", "email", "firebase_uid", "id", "is_active", "updated_at"];
 export const TOKEN_KEYS = ["created_at", "expires_at", "id", "scope", "token_type", "updated_at"];
