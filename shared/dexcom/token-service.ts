@@ -142,13 +142,13 @@ export function createTokenService(options: TokenServiceOptions) {
       logger.warn("dexcom_refresh_failed", { request_id: request.requestId, user_id: userId, token_id: tokenId, reason });
       throw error instanceof DexcomOAuthError ? new DexcomUnavailable(reason) : error;
     }
-    const [accessTokenEncrypted, refreshTokenEncrypted2] = await Promise.all([
+    const [newAccessEncrypted, newRefreshEncrypted] = await Promise.all([
       keyRing.encrypt(answer.accessToken),
       keyRing.encrypt(answer.refreshToken),
     ]);
     const pair = {
-      accessTokenEncrypted,
-      refreshTokenEncrypted: refreshTokenEncrypted2,
+      accessTokenEncrypted: newAccessEncrypted,
+      refreshTokenEncrypted: newRefreshEncrypted,
       encryptionKeyId: keyRing.primaryKeyId,
       expiresIn: answer.expiresIn,
       tokenType: answer.tokenType,

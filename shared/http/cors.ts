@@ -4,7 +4,7 @@ import { corsHeaders as supabaseCors } from "@supabase/supabase-js/cors";
 // allowed as soon as the dependency is updated), plus our request id and the tracing and routing
 // headers of browsers' and Supabase's tooling.
 const ALLOWED_HEADERS = [
-  ...supabaseCors["Access-Control-Allow-Headers"].split(",").map((name) => name.trim()),
+  ...(supabaseCors["Access-Control-Allow-Headers"] ?? "").split(",").map((name) => name.trim()).filter(Boolean),
   "x-request-id",
   "x-region",
   "traceparent",
