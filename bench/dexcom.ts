@@ -9,9 +9,9 @@ import type { Database } from "../shared/db/database.ts";
 import { freePort } from "../shared/local/ports.ts";
 import { untilAnswers } from "../shared/local/until-answers.ts";
 import { egvSeries, FakeDexcom } from "../test/support/fake-dexcom.ts";
-import { outputOf, withChild } from "./child.ts";
-import { withCleanup } from "./interruptible.ts";
+import { withChild } from "./child.ts";
 import { withScratchDatabase } from "./scratch-database.ts";
+import { wrk, type WrkResult } from "./wrk.ts";
 
 const CONNECTIONS = 32;
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
@@ -26,13 +26,6 @@ const STORM_USERS = 50;
 const STORM_REQUESTS_PER_USER = 20;
 const READINGS_PER_DAY = 288;
 const WINDOW_MS = 3 * 3600 * 1000;
-
-interface Measurement {
-  rps: number;
-  errors: number;
-  p50: number;
-  p99: number;
-}
 
 /** A connected user: the ID token we take and the Dexcom access token the fake takes. */
 interface Connected {
@@ -133,7 +126,7 @@ async function measureEgvs(
     { name: "the fake directly: /v3/.../egvs", url: fakeUrl, path: theirs, tokens: users.map((u) => u.accessToken) },
   ];
   console.log(`  ${"target".padEnd(34)}${"req/s".padStart(9)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}${"errors".padStart(8)}`);
-  const results: Measurement[] = [];
+  const results: WrkResult[] = [];
   for (const target of targets) {
     await load(target.url, target.path, target.tokens, 1); // warm-up
     const result = await load(target.url, target.path, target.tokens, SECONDS);
@@ -148,7 +141,7 @@ async function measureEgvs(
       }${String(result.errors).padStart(8)}`,
     );
   }
-  const [us, them] = results as [Measurement, Measurement];
+  const [us, them] = results as [WrkResult, WrkResult];
   console.log(`  through us / directly: ${(us.rps / them.rps).toFixed(2)}x the requests per second, p50 ${(us.p50 / them.p50).toFixed(1)}x`);
 }
 
@@ -175,6 +168,7 @@ async function refreshStorm(
   const query = new URLSearchParams({ startDate: new Date(end.getTime() - WINDOW_MS).toISOString(), endDate: end.toISOString() });
   const total = STORM_USERS * STORM_REQUESTS_PER_USER;
   const refreshesBefore = dexcom.counts.refresh;
+  const answeredAt: number[] = [];
   const started = performance.now();
   const statuses = await Promise.all(
     users.flatMap((user) =>
@@ -182,12 +176,15 @@ async function refreshStorm(
         fetch(`${base}/functions/v1/dexcom-egvs?${query}`, { headers: { authorization: `Bearer ${user.idToken}` } })
           .then(async (response) => {
             await response.arrayBuffer();
+            answeredAt.push(performance.now() - started);
             return response.status;
           })
           .catch(() => 0))
     ),
   );
   const ms = performance.now() - started;
+  answeredAt.sort((a, b) => a - b);
+  const median = answeredAt[Math.floor(answeredAt.length / 2)] ?? NaN;
   const refreshes = dexcom.counts.refresh - refreshesBefore;
   const ok = statuses.filter((status) => status === 200).length;
   const others = [...new Set(statuses.filter((status) => status !== 200))].map((s) => (s === 0 ? "no answer" : String(s)));
@@ -198,7 +195,7 @@ async function refreshStorm(
   );
   line("refreshes at Dexcom", `${refreshes} (expected ${STORM_USERS}, one per user)`);
   line("answered 200", `${ok} of ${total}${others.length > 0 ? ` (others: ${others.join(", ")})` : ""}`);
-  line("time until all were answered", `${Math.round(ms)} ms`);
+  line("time until all were answered", `${Math.round(ms)} ms (half of them within ${Math.round(median)} ms)`);
   if (refreshes !== STORM_USERS || ok !== total) {
     throw new Error(`dexcom bench: the refresh storm made ${refreshes} refreshes (not ${STORM_USERS}) and answered ${ok} of ${total} with 200`);
   }
@@ -234,56 +231,10 @@ async function connect(
   return { idToken: token, accessToken: pair.access_token };
 }
 
-// wrk (C, from Debian's package) generates the load, as in http.ts; requests cycle through the
-// connections' tokens. null when wrk is not there.
-async function load(url: string, path: string, tokens: string[], seconds: number): Promise<Measurement | null> {
-  const requests = tokens.map((token) => `wrk.format("GET", ${lua(path)}, {["authorization"] = ${lua(`Bearer ${token}`)}})`);
-  const script = `local requests = {}
-init = function() requests = { ${requests.join(", ")} } end
-local i = 0
-request = function() i = i % #requests + 1; return requests[i] end
-`;
-  return await withTempFile(".lua", script, async (scriptPath) => {
-    try {
-      const { success, stdout } = await outputOf(
-        new Deno.Command("wrk", {
-          args: ["-t2", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", scriptPath, url],
-          stdout: "piped",
-          stderr: "null",
-        }),
-      );
-      const out = new TextDecoder().decode(stdout);
-      const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-      if (!success || !rps) return null;
-      return {
-        rps: Number(rps[1]),
-        errors: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
-        p50: latency(out, "50%"),
-        p99: latency(out, "99%"),
-      };
-    } catch {
-      return null;
-    }
-  });
-}
-
-/** Runs fn with a temporary file holding `text`, removed afterwards, also when interrupted. */
-async function withTempFile<T>(suffix: string, text: string, fn: (path: string) => Promise<T>): Promise<T> {
-  const path = await Deno.makeTempFile({ suffix });
-  return await withCleanup(() => Deno.remove(path), async () => {
-    await Deno.writeTextFile(path, text);
-    return await fn(path);
-  });
-}
-
-function lua(text: string): string {
-  return JSON.stringify(text);
-}
-
-function latency(out: string, percentile: string): number {
-  const match = new RegExp(`${percentile}\\s+([\\d.]+)(us|ms|s)`).exec(out);
-  if (!match) return NaN;
-  return Number(match[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[match[2]!]!;
+// Requests cycle through the connections' tokens; null when wrk is not there.
+function load(url: string, path: string, tokens: string[], seconds: number): Promise<WrkResult | null> {
+  const requests = tokens.map((token) => ({ method: "GET" as const, path, headers: { authorization: `Bearer ${token}` } }));
+  return wrk(url, requests, { connections: CONNECTIONS, seconds });
 }
 
 function line(label: string, value: string): void {

@@ -7,8 +7,8 @@ import { generateKey } from "../shared/crypto/fernet.ts";
 import { freePort } from "../shared/local/ports.ts";
 import { untilAnswers } from "../shared/local/until-answers.ts";
 import { outputOf, withChild } from "./child.ts";
-import { withCleanup } from "./interruptible.ts";
 import { withScratchDatabase } from "./scratch-database.ts";
+import { withTempFile, wrk, type WrkResult } from "./wrk.ts";
 
 const CONNECTIONS = 32;
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
@@ -54,14 +54,6 @@ const SCENARIOS: Scenario[] = [
     }', 7200, 'Bearer', 'offline_access', NULL, 'benchkeyid');`,
   },
 ];
-
-interface Measurement {
-  requests: number;
-  errors: number;
-  seconds: number;
-  p50: number;
-  p99: number;
-}
 
 export function benchHttp(): Promise<void> {
   return withScratchDatabase("HTTP", run);
@@ -128,72 +120,25 @@ async function measure(
       break;
     }
     const sqlTps = await pgbench(databaseUrl, scenario.sql);
-    const rps = http.requests / http.seconds;
     console.log(
-      `  ${scenario.name.padEnd(22)}${rps.toFixed(0).padStart(9)}${http.p50.toFixed(1).padStart(9)}${
+      `  ${scenario.name.padEnd(22)}${http.rps.toFixed(0).padStart(9)}${http.p50.toFixed(1).padStart(9)}${
         http.p99.toFixed(1).padStart(9)
       }${String(http.errors).padStart(8)}${sqlTps === null ? "n/a".padStart(13) : sqlTps.toFixed(0).padStart(13)}${
-        sqlTps === null ? "" : `${(rps / sqlTps).toFixed(2)}x`.padStart(8)
+        sqlTps === null ? "" : `${(http.rps / sqlTps).toFixed(2)}x`.padStart(8)
       }`,
     );
   }
 }
 
-// wrk (C, from Debian's package) generates the load, so the client's own cost stays small next to
-// the server's; requests cycle through the users' tokens.
-async function load(base: string, scenario: Scenario, tokens: string[], seconds: number): Promise<Measurement | null> {
-  const requests = tokens.map((token) =>
-    `wrk.format(${lua(scenario.method)}, ${lua(`/functions/v1/${scenario.fn}`)}, {["authorization"] = ${lua(`Bearer ${token}`)}${
-      scenario.body ? `, ["content-type"] = "application/json"` : ""
-    }}, ${scenario.body ? lua(scenario.body) : "nil"})`
-  );
-  const script = `local requests = {}
-init = function() requests = { ${requests.join(", ")} } end
-local i = 0
-request = function() i = i % #requests + 1; return requests[i] end
-`;
-  return await withTempFile(".lua", script, async (path) => {
-    try {
-      const { success, stdout } = await outputOf(
-        new Deno.Command("wrk", {
-          args: ["-t2", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", path, base.replace(/\/functions\/v1$/, "")],
-          stdout: "piped",
-          stderr: "null",
-        }),
-      );
-      const out = new TextDecoder().decode(stdout);
-      const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-      if (!success || !rps) return null;
-      return {
-        requests: Number(rps[1]) * seconds,
-        seconds,
-        errors: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
-        p50: latency(out, "50%"),
-        p99: latency(out, "99%"),
-      };
-    } catch {
-      return null;
-    }
-  });
-}
-
-/** Runs fn with a temporary file holding `text`, removed afterwards, also when interrupted. */
-async function withTempFile<T>(suffix: string, text: string, fn: (path: string) => Promise<T>): Promise<T> {
-  const path = await Deno.makeTempFile({ suffix });
-  return await withCleanup(() => Deno.remove(path), async () => {
-    await Deno.writeTextFile(path, text);
-    return await fn(path);
-  });
-}
-
-function lua(text: string): string {
-  return JSON.stringify(text);
-}
-
-function latency(out: string, percentile: string): number {
-  const match = new RegExp(`${percentile}\\s+([\\d.]+)(us|ms|s)`).exec(out);
-  if (!match) return NaN;
-  return Number(match[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[match[2]!]!;
+// Requests cycle through the users' tokens.
+function load(base: string, scenario: Scenario, tokens: string[], seconds: number): Promise<WrkResult | null> {
+  const requests = tokens.map((token) => ({
+    method: scenario.method,
+    path: `/functions/v1/${scenario.fn}`,
+    headers: { authorization: `Bearer ${token}`, ...(scenario.body ? { "content-type": "application/json" } : {}) },
+    body: scenario.body,
+  }));
+  return wrk(new URL(base).origin, requests, { connections: CONNECTIONS, seconds });
 }
 
 // pgbench runs the statement with one client per connection; each client works as user :n.

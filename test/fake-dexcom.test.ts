@@ -3,6 +3,7 @@ import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { egvSeries, FakeDexcom } from "./support/fake-dexcom.ts";
 import type { FakeUser } from "./support/fake-dexcom.ts";
+import { fakeDexcomHandlers } from "./support/fake-dexcom-msw.ts";
 
 const BASE = "https://sandbox-api.dexcom.com";
 const CLIENT = {
@@ -24,7 +25,7 @@ let user: FakeUser;
 beforeEach(() => {
   dexcom = new FakeDexcom(CLIENT);
   user = dexcom.addUser();
-  server.use(...dexcom.mswHandlers(BASE));
+  server.use(...fakeDexcomHandlers(dexcom, BASE));
 });
 afterEach(() => dexcom.cancelDelays());
 

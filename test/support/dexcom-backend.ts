@@ -4,6 +4,7 @@ import type { Queryable } from "../../shared/db/database.ts";
 import { startTestBackend, type TestBackend } from "./backend.ts";
 import { registeredCaller } from "./contract-helpers.ts";
 import { FakeDexcom, type FakeUser } from "./fake-dexcom.ts";
+import { fakeDexcomHandlers } from "./fake-dexcom-msw.ts";
 
 export const DEXCOM_ENV = {
   DEXCOM_CLIENT_ID: "test-client-id",
@@ -21,7 +22,7 @@ export interface DexcomBackend extends TestBackend {
 export async function startDexcomBackend(env: Record<string, string> = {}): Promise<DexcomBackend> {
   const settings = { ...DEXCOM_ENV, ...env };
   const dexcom = fakeDexcomFor(settings);
-  const backend = await startTestBackend(settings, { handlers: dexcom.mswHandlers(settings.DEXCOM_API_BASE_URL) });
+  const backend = await startTestBackend(settings, { handlers: fakeDexcomHandlers(dexcom, settings.DEXCOM_API_BASE_URL) });
   const closeBackend = backend.close;
   return Object.assign(backend, {
     dexcom,

@@ -1,11 +1,10 @@
 // A strict in-memory stand-in for Dexcom's OAuth and v3 data API, following
 // shared/reference/dexcom-api.md. The core is a web-standard `handle(request)`, so the same double
-// serves msw inside vitest and a real node:http server for separate processes and Deno benches:
-// this file must not import vitest, and uses only node:http and web standards besides msw.
+// serves msw inside vitest (fake-dexcom-msw.ts) and a real node:http server for separate processes
+// and Deno benches: this file must import neither vitest nor msw (msw would keep a Deno bench's
+// process alive), only node:http and web standards.
 import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { http } from "msw";
-import type { RequestHandler } from "msw";
 
 export interface FakeDexcomOptions {
   clientId: string;
@@ -114,11 +113,6 @@ export class FakeDexcom {
   /** Ends every delayed answer still waiting (they answer 503), so no timer outlives a test. */
   cancelDelays(): void {
     for (const cancel of [...this.delays]) cancel();
-  }
-
-  mswHandlers(baseUrl: string): RequestHandler[] {
-    const base = baseUrl.replace(/\/+$/, "");
-    return [http.all(`${base}/*`, ({ request }) => this.handle(request))];
   }
 
   async handle(request: Request): Promise<Response> {
