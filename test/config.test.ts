@@ -110,6 +110,10 @@ describe("the Dexcom app's configuration (DEXCOM_*)", () => {
       redirectUri: APP.DEXCOM_REDIRECT_URI,
       apiBaseUrl: "https://api.dexcom.com",
       appRedirectUrl: null,
+      syncSecret: null,
+      callsPerHour: 50_000,
+      syncIntervalMinutes: 60,
+      backfillDays: 90,
     });
   });
 

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { readMigrations } from "../shared/db/migrations.ts";
 import { openPglite } from "../shared/db/pglite.ts";
 import { assertPortFree, freePort } from "../shared/local/ports.ts";
@@ -61,6 +61,10 @@ function killGroup(child: ChildProcess) {
   }
 }
 
+// A first npm start compiles and starts everything cold (Deno, PGlite, the Auth emulator): on a
+// machine busy with other suites that takes far longer than the default 30 s.
+const START_TEST_MS = 120_000;
+
 /** Every process of the `npm start` given this data directory: npm, Deno, the emulator. */
 const processesOf = (dataDir: string) => processesWithEnv("DMS_DATA_DIR", dataDir);
 
@@ -113,6 +117,9 @@ describe("npm start", () => {
   beforeAll(() => {
     dataDir = join(dataRoot, "pglite");
   });
+  // A test that ran out of time may leave its npm start running: the next one must not find the
+  // data directory taken.
+  afterEach(() => killLeftovers(dataDir));
 
   it("serves every function on a fresh embedded database, with sign-in from the emulator", async () => {
     const server = await start(dataDir);
@@ -140,7 +147,7 @@ describe("npm start", () => {
     } finally {
       expect(await server.stop()).toBe(0);
     }
-  });
+  }, START_TEST_MS);
 
   it("keeps users, tokens, sign-ins and the development key across a restart", async () => {
     const server = await start(dataDir);
@@ -154,7 +161,7 @@ describe("npm start", () => {
     } finally {
       expect(await server.stop()).toBe(0);
     }
-  });
+  }, START_TEST_MS);
 
   // Starts the whole stack twice (the emulator alone takes about 6 s each): more time than most.
   it("loses no acknowledged write when killed hard in the middle of writes", async () => {

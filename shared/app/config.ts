@@ -40,6 +40,14 @@ export interface DexcomConfig {
   apiBaseUrl: string;
   /** Where the OAuth callback sends the browser; null: the OAuth endpoints answer 503 not_configured. */
   appRedirectUrl: string | null;
+  /** The bearer secret of POST /dexcom-sync/due; null: that endpoint answers 503 not_configured. */
+  syncSecret: string | null;
+  /** The most calls to Dexcom all processes together make in any hour. */
+  callsPerHour: number;
+  /** How often the scheduler syncs a connected user. */
+  syncIntervalMinutes: number;
+  /** How far back the first sync reaches. */
+  backfillDays: number;
 }
 
 // An empty variable (as env files often leave them) counts as unset.
@@ -75,6 +83,10 @@ const environment = z.object({
       .default("https://api.dexcom.com"),
   ),
   DEXCOM_APP_REDIRECT_URL: optional(z.url({ error: "is not a URL" }).optional()),
+  DEXCOM_SYNC_SECRET: optional(z.string().trim().min(16, "must be at least 16 characters").max(1024, "is too long").optional()),
+  DEXCOM_CALLS_PER_HOUR: optional(integer(1, 1_000_000, "is not a number from 1 to 1000000").default(50_000)),
+  DEXCOM_SYNC_INTERVAL_MINUTES: optional(integer(1, 1_440, "is not a number of minutes from 1 to 1440").default(60)),
+  DEXCOM_BACKFILL_DAYS: optional(integer(1, 365, "is not a number of days from 1 to 365").default(90)),
 });
 
 // The Dexcom app is configured by all three of its variables or by none; one or two of them is a
@@ -138,6 +150,10 @@ export async function loadConfig(env: Record<string, string | undefined>, needs:
         redirectUri: values.DEXCOM_REDIRECT_URI!,
         apiBaseUrl: values.DEXCOM_API_BASE_URL,
         appRedirectUrl: values.DEXCOM_APP_REDIRECT_URL ?? null,
+        syncSecret: values.DEXCOM_SYNC_SECRET ?? null,
+        callsPerHour: values.DEXCOM_CALLS_PER_HOUR,
+        syncIntervalMinutes: values.DEXCOM_SYNC_INTERVAL_MINUTES,
+        backfillDays: values.DEXCOM_BACKFILL_DAYS,
       }
       : null,
   };

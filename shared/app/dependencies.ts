@@ -14,8 +14,13 @@ export interface Dependencies {
   keyRing: KeyRing;
   logger: Logger;
   allowedOrigins: readonly string[];
-  /** The Dexcom client and token service; null when the DEXCOM_* variables are unset. */
+  /** The Dexcom client, token service and sync; null when the DEXCOM_* variables are unset. */
   dexcom: DexcomServices | null;
+  /**
+   * Keeps work going after the response (the first sync after connecting): Supabase's
+   * `EdgeRuntime.waitUntil` when deployed; elsewhere the process simply lives on.
+   */
+  background(task: Promise<unknown>): void;
 }
 
 // The contract: a database that does not answer within 5 s gives 503. Each operation (waiting for a
@@ -30,6 +35,7 @@ export async function buildDependencies(
   logger: Logger = jsonLogger(),
   /** An open database to use instead of the configured one (`npm start` has migrated it already). */
   database?: Database,
+  waitUntil?: (task: Promise<unknown>) => void,
 ): Promise<Dependencies> {
   const config = await loadConfig(env, needs);
   const db = database ?? await openConfigured(config);
@@ -58,6 +64,8 @@ export async function buildDependencies(
     logger,
     allowedOrigins: config.allowedOrigins,
     dexcom: config.dexcom && keyRing ? createDexcomServices(config.dexcom, { db, keyRing, logger }) : null,
+    // Tasks handle their own errors; this only keeps the isolate alive for them.
+    background: (task) => waitUntil?.(task),
   };
 }
 

@@ -8,13 +8,15 @@ export interface Runtime {
   env: Record<string, string | undefined>;
   serve(handler: (request: Request) => Promise<Response>): unknown;
   exit(code: number): never;
+  /** Supabase's `EdgeRuntime.waitUntil`, where there is one. */
+  waitUntil?(task: Promise<unknown>): void;
 }
 
 /** A deployed function: configuration from the environment, read once, or one line per problem and exit 1. */
 export async function startFunction(name: FunctionName, runtime: Runtime): Promise<void> {
   const definition = FUNCTIONS[name];
   try {
-    const deps = await buildDependencies(runtime.env, { ...definition.needs, server: true });
+    const deps = await buildDependencies(runtime.env, { ...definition.needs, server: true }, undefined, undefined, runtime.waitUntil);
     survivalOfUnhandledRejections(deps.logger);
     runtime.serve(definition.build(deps));
   } catch (error) {

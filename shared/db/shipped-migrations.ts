@@ -10,4 +10,5 @@ export const SHIPPED_MIGRATIONS: readonly string[] = [
   "20261127000006",
   "20261129000001",
   "20261129000002",
+  "20261129000003",
 ];

@@ -1,6 +1,7 @@
 // The one place that talks to Dexcom's API: base URL, form encoding, the 10 s deadline, what each
 // answer means, and counting calls. Everything else sees typed results or the errors below.
 import { z } from "zod";
+import { parseInstant } from "./iso-time.ts";
 
 /** Dexcom's answer could not be had or used: down, slow, 5xx, not JSON, an unexpected status. Transient. */
 export class DexcomUnavailable extends Error {
@@ -60,7 +61,24 @@ const tokenAnswer = z.object({
   token_type: z.string().min(1).max(50).optional(),
 });
 
-const dataRangeAnswer = z.object({ userId: z.string().min(1).max(255) });
+// Dexcom's times are messy (no offset, sometimes no seconds): an unreadable bound is unknown, not fatal.
+const dataRangeTime = z.object({ systemTime: z.string() }).nullish().transform((point) => readTime(point?.systemTime));
+const dataRangeAnswer = z.object({
+  userId: z.string().min(1).max(255),
+  egvs: z.object({ start: dataRangeTime, end: dataRangeTime }).nullish().catch({ start: null, end: null }),
+});
+
+/** What `dataRange` says exists; a bound is null when Dexcom's time could not be read. */
+export interface DataRange {
+  userId: string;
+  /** null: the account has no EGVs at all. */
+  egvs: { start: Date | null; end: Date | null } | null;
+}
+
+function readTime(text: string | undefined): Date | null {
+  if (text === undefined) return null;
+  return parseInstant(text) ?? parseInstant(`${text}:00`);
+}
 
 export type DexcomCall = "token" | "dataRange" | "egvs";
 
@@ -176,12 +194,17 @@ export function createDexcomClient(options: DexcomClientOptions) {
       return token({ refresh_token: refreshToken, grant_type: "refresh_token" }, options.deadline);
     },
 
-    /** `GET /v3/users/self/dataRange`: the Dexcom account's `userId` (stable per account and app). */
-    async dataRange(accessToken: string, options: CallOptions = {}): Promise<{ userId: string }> {
+    /**
+     * `GET /v3/users/self/dataRange`: the Dexcom account's `userId` (stable per account and app) and
+     * the span of its EGVs (systemTime, UTC). Its `lastSyncTime` parameter is unreliable: never sent.
+     */
+    async dataRange(accessToken: string, options: CallOptions = {}): Promise<DataRange> {
       const response = await data("dataRange", "/v3/users/self/dataRange", accessToken, options.deadline);
       const parsed = dataRangeAnswer.safeParse(await jsonOf(response));
       if (!parsed.success) throw new DexcomUnavailable("bad_answer");
-      return { userId: parsed.data.userId };
+      const egvs = parsed.data.egvs;
+      // Absent or null: nothing recorded; present but unreadable: unknown bounds (the caller's defaults).
+      return { userId: parsed.data.userId, egvs: egvs === null || egvs === undefined ? null : egvs };
     },
 
     /**

@@ -1,5 +1,6 @@
 // What a Dexcom failure means to the app: the contract's status and error code.
 import { HttpError, internalError } from "../http/errors.ts";
+import { DexcomBudgetSpent } from "./call-budget.ts";
 import { DexcomOAuthError, DexcomRateLimited, DexcomUnauthorized, DexcomUnavailable } from "./client.ts";
 import { DexcomNotConnected, DexcomReauthorizationRequired, DexcomTokenUnreadable } from "./token-service.ts";
 
@@ -13,6 +14,11 @@ export function dexcomHttpError(error: unknown): unknown {
   }
   if (error instanceof DexcomReauthorizationRequired) {
     return new HttpError(409, "dexcom_reauthorization_required", "Dexcom no longer accepts this connection; connect your Dexcom account again.");
+  }
+  if (error instanceof DexcomBudgetSpent) {
+    return new HttpError(429, "rate_limited", "This server's hourly budget of Dexcom calls is spent; please try again later.", {
+      headers: { "retry-after": String(error.retryAfterSeconds) },
+    });
   }
   if (error instanceof DexcomRateLimited) {
     // Dexcom does not document Retry-After; without one, a minute.

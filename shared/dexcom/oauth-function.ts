@@ -13,6 +13,7 @@ import { validate } from "../http/validation.ts";
 import { DexcomInvalidGrant, DexcomOAuthError, type TokenAnswer } from "./client.ts";
 import { notConfigured } from "./http-errors.ts";
 import { consumeState, newState, recordState } from "./oauth-state.ts";
+import { connectionById } from "./token-store.ts";
 import { DEXCOM_REQUEST_BUDGET_MS, type DexcomServices } from "./services.ts";
 
 export interface DexcomOAuthDependencies {
@@ -22,6 +23,7 @@ export interface DexcomOAuthDependencies {
   logger: Logger;
   allowedOrigins: readonly string[];
   dexcom: DexcomServices | null;
+  background(task: Promise<unknown>): void;
 }
 
 /** `start` takes no body, or an empty JSON object. */
@@ -29,6 +31,9 @@ const startRequest = z.strictObject({}).optional();
 
 /** Why a callback failed, as the app's redirect says it (`?status=error&reason=`). */
 type FailureReason = "invalid_state" | "user_inactive" | "dexcom_error" | "dexcom_unavailable" | "dexcom_account_in_use";
+
+/** The first sync (up to DEXCOM_BACKFILL_DAYS in 30-day windows) may take longer than a request. */
+const FIRST_SYNC_MS = 60_000;
 
 // A state we issue is 43 characters; anything far longer is not one of ours.
 const MAX_STATE_LENGTH = 512;
@@ -133,7 +138,22 @@ export function dexcomOAuthFunction(deps: DexcomOAuthDependencies): (request: Re
     if (outcome === "user_inactive") return fail("user_inactive");
     if (outcome === "dexcom_account_in_use") return fail("dexcom_account_in_use");
     deps.logger.info("dexcom_connected", { request_id: context.requestId });
+    firstSync(owner.userId, context.requestId);
     return redirect("connected");
+  }
+
+  // The first sync runs after the redirect has gone out; it must not delay it. Its failure is
+  // recorded in the sync state (and retried by the scheduler), so here it is only logged.
+  function firstSync(userId: number, requestId: string): void {
+    const dexcom = deps.dexcom!;
+    const task = (async () => {
+      const connection = await connectionById(deps.db, userId);
+      if (connection === null) return;
+      await dexcom.sync.syncUser(connection, { requestId, deadline: Date.now() + FIRST_SYNC_MS });
+    })().catch((error) => {
+      deps.logger.warn("dexcom_first_sync_failed", { request_id: requestId, error: error instanceof Error ? error.name : "error" });
+    });
+    deps.background(task);
   }
 
   return createFunction({

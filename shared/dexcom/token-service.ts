@@ -6,6 +6,7 @@ import type { KeyRing } from "../crypto/key-ring.ts";
 import type { Database } from "../db/database.ts";
 import { isDatabaseUnavailable } from "../db/unavailable.ts";
 import type { Logger } from "../http/log.ts";
+import { DexcomBudgetSpent } from "./call-budget.ts";
 import {
   type DexcomClient,
   DexcomInvalidGrant,
@@ -215,6 +216,7 @@ export function createTokenService(options: TokenServiceOptions) {
 function failureReason(error: unknown): string {
   if (error instanceof DexcomUnavailable) return error.reason;
   if (error instanceof DexcomRateLimited) return "rate_limited";
+  if (error instanceof DexcomBudgetSpent) return "budget_spent";
   if (error instanceof DexcomOAuthError) return `oauth_${error.code}`;
   return "error";
 }

@@ -4,6 +4,7 @@ import type { Queryable } from "../../shared/db/database.ts";
 import { startTestBackend, type TestBackend } from "./backend.ts";
 import { registeredCaller } from "./contract-helpers.ts";
 import { FakeDexcom, type FakeUser } from "./fake-dexcom.ts";
+import { eventually } from "./processes.ts";
 import { fakeDexcomHandlers } from "./fake-dexcom-msw.ts";
 
 export const DEXCOM_ENV = {
@@ -74,7 +75,25 @@ export async function connectedCaller(
   const answer = await callback(backend, { code, state });
   const status = redirectParams(answer.headers.get("location")).status;
   if (answer.status !== 302 || status !== "connected") throw new Error(`callback answered ${answer.status} ${status}`);
+  await firstSyncDone(backend.database.db, uid);
   return { token, user };
+}
+
+/**
+ * Waits until the sync the callback started in the background has finished (or failed), so that
+ * what a test does next (faults queued at the fake, counts) is not mixed up with it.
+ */
+export async function firstSyncDone(db: Queryable, uid: string): Promise<void> {
+  const done = await eventually(async () => {
+    const [row] = await db.query<{ finished: boolean }>(
+      `SELECT (s.synced_at IS NOT NULL OR s.last_error IS NOT NULL)
+              AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= now()) AS finished
+       FROM dexcom_sync_state s JOIN users u ON u.id = s.user_id WHERE u.firebase_uid = $1`,
+      [uid],
+    );
+    return row?.finished === true;
+  }, 15_000);
+  if (!done) throw new Error(`the first sync of ${uid} did not finish within 15 s`);
 }
 
 /** Makes the caller's active token expire now, as time would (the row only; Dexcom is told separately). */

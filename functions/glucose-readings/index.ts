@@ -1,0 +1,3 @@
+import { startFunction } from "../../shared/app/start-function.ts";
+
+await startFunction("glucose-readings", { env: Deno.env.toObject(), serve: Deno.serve, exit: Deno.exit });
