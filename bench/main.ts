@@ -2,6 +2,7 @@
 // `npm run bench -- rotation http`.
 import { benchDexcom } from "./dexcom.ts";
 import { benchFernet } from "./fernet.ts";
+import { benchGlucose } from "./glucose.ts";
 import { benchHttp } from "./http.ts";
 import { benchRotation } from "./rotation.ts";
 import { benchStartup } from "./startup.ts";
@@ -12,6 +13,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   http: benchHttp,
   startup: benchStartup,
   dexcom: benchDexcom,
+  glucose: benchGlucose,
 };
 
 const unknown = Deno.args.filter((name) => !(name in BENCHES));

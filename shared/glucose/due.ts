@@ -66,7 +66,11 @@ export async function syncDueUsers(
       const connection = await connectionById(deps.db, userId);
       if (connection === null || connection.token === null) continue;
       try {
-        const result = await deps.sync.syncUser(connection, { requestId: options.requestId, deadline: options.startUntil });
+        const result = await deps.sync.syncUser(connection, {
+          requestId: options.requestId,
+          deadline: options.startUntil,
+          onlyIfDue: true,
+        });
         if (result === null) continue; // another invocation is on it
         summary.users += 1;
         summary.new_readings += result.newReadings;

@@ -43,19 +43,30 @@ export async function readSyncState(db: Queryable, userId: number): Promise<Sync
 
 /**
  * Takes the user's sync lease for `seconds` unless a live one is held (the row is created on the
- * first sync). Exactly one of any number of racers wins: the upsert's condition is re-checked on
- * the newest row version. Returns the state as the winner found it, or null.
+ * first sync), and only while the state is as the caller last saw it: no sync finished since
+ * (`syncedAtSeen`), and, for the scheduler (`onlyIfDue`), the user still due. Exactly one of any
+ * number of racers wins: the upsert's condition is re-checked on the newest row version. Returns
+ * the state as the winner found it, or null.
  */
-export async function takeSyncLease(db: Queryable, userId: number, holder: string, seconds: number): Promise<SyncState | null> {
+export async function takeSyncLease(
+  db: Queryable,
+  userId: number,
+  holder: string,
+  seconds: number,
+  seen: { syncedAt: Date | null; onlyIfDue: boolean },
+): Promise<SyncState | null> {
   const [row] = await db.query<StateRow>(
     `INSERT INTO dexcom_sync_state AS s (user_id, lease_holder, lease_expires_at, last_attempt_at)
      VALUES ($1, $2, now() + make_interval(secs => $3), now())
      ON CONFLICT (user_id) DO UPDATE
        SET lease_holder = excluded.lease_holder, lease_expires_at = excluded.lease_expires_at,
            last_attempt_at = excluded.last_attempt_at
-       WHERE s.lease_expires_at IS NULL OR s.lease_expires_at <= now()
+       WHERE (s.lease_expires_at IS NULL OR s.lease_expires_at <= now())
+         -- Times travel as milliseconds (JavaScript's Date); the column keeps microseconds.
+         AND date_trunc('milliseconds', s.synced_at) IS NOT DISTINCT FROM $4::timestamptz
+         AND (NOT $5 OR s.next_due_at <= now())
      RETURNING ${STATE_COLUMNS}`,
-    [userId, holder, seconds],
+    [userId, holder, seconds, seen.syncedAt, seen.onlyIfDue],
   );
   return row ? toState(row) : null;
 }
@@ -92,26 +103,27 @@ export async function recordSyncSuccess(
  * A failed sync: counted, with its error code, and the next try moved later the more failures
  * there were in a row (the interval, doubling, at most a day); a refused refresh marks the user
  * as needing to connect again. The lease is given back. `countAsFailure` false (the call budget
- * was spent: not the user's failure): only the next try is set.
+ * was spent: not the user's failure): the user stays due as they were, so the next run takes them
+ * first and counts them as deferred meanwhile.
  */
 export async function recordSyncFailure(
   db: Queryable,
   userId: number,
   holder: string,
-  failure: { error: string; needsReauthorization: boolean; countAsFailure: boolean; intervalMinutes: number; retryAfterSeconds?: number },
+  failure: { error: string; needsReauthorization: boolean; countAsFailure: boolean; intervalMinutes: number },
 ): Promise<void> {
   await db.query(
     `UPDATE dexcom_sync_state
      SET failures = failures + $3::int,
          last_error = $4,
          needs_reauthorization = needs_reauthorization OR $5,
-         next_due_at = now() + CASE
-           WHEN $3::int = 0 THEN make_interval(secs => coalesce($7, 60))
-           ELSE least(make_interval(mins => $6) * power(2, least(failures, 10)), interval '1 day')
+         next_due_at = CASE
+           WHEN $3::int = 0 THEN next_due_at
+           ELSE now() + least(make_interval(mins => $6) * power(2, least(failures, 10)), interval '1 day')
          END,
          lease_holder = NULL, lease_expires_at = NULL
      WHERE user_id = $1 AND lease_holder = $2`,
-    [userId, holder, failure.countAsFailure ? 1 : 0, failure.error, failure.needsReauthorization, failure.intervalMinutes, failure.retryAfterSeconds ?? null],
+    [userId, holder, failure.countAsFailure ? 1 : 0, failure.error, failure.needsReauthorization, failure.intervalMinutes],
   );
 }
 

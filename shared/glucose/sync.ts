@@ -38,6 +38,8 @@ export interface SyncOptions {
   skipIfRecent?: boolean;
   /** When another sync of this user runs: wait for it and give its result (true), or return null at once. */
   waitForRunning?: boolean;
+  /** The scheduler: sync only while the user is still due (another run or the person may just have). */
+  onlyIfDue?: boolean;
 }
 
 export interface SyncSettings {
@@ -83,20 +85,29 @@ export function createGlucoseSync(deps: {
     const userId = connection.userId;
     let before = await readSyncState(db, userId);
     if (options.skipIfRecent && before.recent) return { ...resultOf(before), skipped: "too_soon" };
+    const onlyIfDue = options.onlyIfDue ?? false;
     for (;;) {
       const holder = crypto.randomUUID();
-      const state = await takeSyncLease(db, userId, holder, LEASE_SECONDS);
+      const state = await takeSyncLease(db, userId, holder, LEASE_SECONDS, { syncedAt: before.syncedAt, onlyIfDue });
       if (state !== null) return await run(connection, state, holder, options);
+      let now = await readSyncState(db, userId);
+      if (!now.leaseHeld) {
+        // A sync finished since we looked: that is this caller's sync too. Or the scheduler's user
+        // is no longer due. Either way nothing runs again.
+        if (finishedSince(before, now)) return options.waitForRunning ? resultOf(now) : null;
+        if (onlyIfDue) return null;
+        before = now;
+        continue;
+      }
       if (!options.waitForRunning) return null;
       // Another process syncs this user: wait until it gives the lease back, then give its result,
       // or, when it failed, sync ourselves.
-      let now = await readSyncState(db, userId);
       while (now.leaseHeld) {
         if (Date.now() + POLL_MS >= options.deadline) throw new DexcomUnavailable("sync_wait_timeout");
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
         now = await readSyncState(db, userId);
       }
-      if (now.syncedAt !== null && (before.syncedAt === null || now.syncedAt > before.syncedAt)) return resultOf(now);
+      if (finishedSince(before, now)) return resultOf(now);
       before = now;
     }
   }
@@ -172,11 +183,14 @@ export function createGlucoseSync(deps: {
       needsReauthorization: reauth,
       countAsFailure: !spent,
       intervalMinutes: settings.intervalMinutes,
-      retryAfterSeconds: spent ? error.retryAfterSeconds : undefined,
     });
   }
 
   return { syncUser };
+}
+
+function finishedSince(before: SyncState, now: SyncState): boolean {
+  return now.syncedAt !== null && (before.syncedAt === null || now.syncedAt > before.syncedAt);
 }
 
 function resultOf(state: SyncState): SyncResult {
