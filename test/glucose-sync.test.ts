@@ -241,6 +241,28 @@ describe("the first sync (started by the OAuth callback)", () => {
       value_mg_dl: records.at(-1)!.value,
     });
   }, 60_000);
+
+  it("does not delay the redirect: the callback has answered while the sync still waits on Dexcom", async () => {
+    const token = await registeredCaller(backend, "no-delay-uid");
+    const user = fake().addUser();
+    user.egvs.push(...egvSeries(new Date(gridNow() - DAY), 288));
+    const state = await startAuthorization(backend, token);
+    // The sync's egvs call is held for 2 s; the callback's own calls are not.
+    fake().failNext("egvs", { kind: "delay", ms: 2_000 });
+    const answer = await callback(backend, { code: fake().authorize(user), state });
+    expect(redirectParams(answer.headers.get("location")).status).toBe("connected");
+    const userId = await userIdOf("no-delay-uid");
+    // Answered, and the sync has not finished (it cannot before Dexcom's held answer): nothing
+    // stored, no sync recorded.
+    const [running] = await db().query<{ synced: number; readings: number }>(
+      `SELECT (SELECT count(*)::int FROM dexcom_sync_state s WHERE s.user_id = $1 AND s.synced_at IS NOT NULL) AS synced,
+              (SELECT count(*)::int FROM glucose_readings g WHERE g.user_id = $1) AS readings`,
+      [userId],
+    );
+    expect(running).toEqual({ synced: 0, readings: 0 });
+    await firstSyncDone(db(), "no-delay-uid");
+    expect((await syncState(userId)).last_new_readings).toBe(288);
+  });
 });
 
 describe("later syncs", () => {
