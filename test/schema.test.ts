@@ -110,6 +110,23 @@ describe.each(backends)("schema on %s", (_backend, open) => {
     });
   });
 
+  it("keeps every table of the public schema closed to the API roles, with RLS on (tables added later too)", async () => {
+    const tables = await db.query<{ name: string; rls: boolean; open: string[] }>(
+      `SELECT c.relname AS name, c.relrowsecurity AS rls,
+              ARRAY(SELECT r || ':' || p FROM unnest(ARRAY['anon', 'authenticated']) r,
+                                              unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p
+                    WHERE has_table_privilege(r, c.oid, p)) AS open
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+       ORDER BY c.relname`,
+    );
+    expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining([
+      "dexcom_call_budget", "dexcom_oauth_states", "dexcom_sync_state", "dexcom_token_events", "dexcom_tokens",
+      "glucose_readings", "users",
+    ]));
+    for (const table of tables) expect({ name: table.name, rls: table.rls, open: table.open }).toEqual({ name: table.name, rls: true, open: [] });
+  });
+
   it("keeps the backend's schema closed to the API roles", async () => {
     const [usage] = await db.query(
       "SELECT has_schema_privilege('anon', 'dms', 'USAGE') AS anon, has_schema_privilege('authenticated', 'dms', 'USAGE') AS authenticated",

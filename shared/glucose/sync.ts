@@ -117,9 +117,13 @@ export function createGlucoseSync(deps: {
     const request = { requestId: options.requestId, deadline: options.deadline };
     let newReadings = 0;
     let skippedRecords = 0;
+    let complete = true;
     try {
       for (const window of await windowsFor(connection, state, request)) {
-        if (Date.now() >= options.deadline) break; // the rest waits for the next sync
+        if (Date.now() >= options.deadline) {
+          complete = false; // the rest waits for the next sync, due at once
+          break;
+        }
         const body = await dexcom.tokens.withAccessToken(
           connection,
           request,
@@ -136,7 +140,7 @@ export function createGlucoseSync(deps: {
       await recordFailure(userId, holder, error, options.requestId);
       throw error;
     }
-    const done = await recordSyncSuccess(db, userId, holder, { newReadings, dueInMinutes: settings.intervalMinutes });
+    const done = await recordSyncSuccess(db, userId, holder, { newReadings, dueInMinutes: complete ? settings.intervalMinutes : 0 });
     if (skippedRecords > 0) logger.warn("dexcom_records_skipped", { request_id: options.requestId, user_id: userId, skipped: skippedRecords });
     logger.info("dexcom_synced", { request_id: options.requestId, user_id: userId, new_readings: newReadings });
     return { ...resultOf(done), newReadings, skippedRecords };
