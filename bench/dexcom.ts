@@ -3,88 +3,45 @@
 // connections beside the same load sent to the fake directly (their ratio is our overhead); and a
 // refresh storm, 1,000 requests at once from 50 users whose tokens expired, which must cost
 // exactly one refresh per user and answer every request 200.
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { generateKey } from "../shared/crypto/fernet.ts";
 import type { Database } from "../shared/db/database.ts";
-import { freePort } from "../shared/local/ports.ts";
-import { untilAnswers } from "../shared/local/until-answers.ts";
-import { egvSeries, FakeDexcom } from "../test/support/fake-dexcom.ts";
-import { withChild } from "./child.ts";
+import { egvSeries, type FakeDexcom } from "../test/support/fake-dexcom.ts";
+import { BENCH_DEXCOM_ENV, benchFakeDexcom, type Connected, connectWithPair } from "./fake-dexcom.ts";
 import { withScratchDatabase } from "./scratch-database.ts";
+import { type IdTokens, startIdTokens, withServer } from "./server.ts";
 import { wrk, type WrkResult } from "./wrk.ts";
 
 const CONNECTIONS = 32;
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
-const PROJECT_ID = "dms-bench";
-const DEXCOM = {
-  DEXCOM_CLIENT_ID: "bench-client-id",
-  DEXCOM_CLIENT_SECRET: "bench-client-secret",
-  DEXCOM_REDIRECT_URI: "http://127.0.0.1:54321/functions/v1/dexcom-oauth/callback",
-  DEXCOM_APP_REDIRECT_URL: "dms://dexcom-connected",
-};
 const STORM_USERS = 50;
 const STORM_REQUESTS_PER_USER = 20;
 const READINGS_PER_DAY = 288;
 const WINDOW_MS = 3 * 3600 * 1000;
-
-/** A connected user: the ID token we take and the Dexcom access token the fake takes. */
-interface Connected {
-  idToken: string;
-  accessToken: string;
-}
 
 export function benchDexcom(): Promise<void> {
   return withScratchDatabase("Dexcom", run);
 }
 
 async function run(database: { url: string; db: Database }): Promise<void> {
-  const keys = await signingKeys();
-  const jwks = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () =>
-    Response.json(keys.jwks, { headers: { "cache-control": "public, max-age=3600" } }));
-  const dexcom = new FakeDexcom({
-    clientId: DEXCOM.DEXCOM_CLIENT_ID,
-    clientSecret: DEXCOM.DEXCOM_CLIENT_SECRET,
-    redirectUri: DEXCOM.DEXCOM_REDIRECT_URI,
-  });
+  const tokens = await startIdTokens();
+  const dexcom = benchFakeDexcom();
   const fake = await dexcom.listen();
-  const port = await freePort();
-  const serve = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", new URL("../scripts/serve.ts", import.meta.url).pathname],
-    env: {
-      DATABASE_URL: database.url,
-      DATABASE_POOL_SIZE: String(CONNECTIONS),
-      FIREBASE_PROJECT_ID: PROJECT_ID,
-      FIREBASE_JWKS_URL: `http://127.0.0.1:${jwks.addr.port}/jwks`,
-      ENCRYPTION_KEY: generateKey(),
-      PORT: String(port),
-      ...DEXCOM,
-      DEXCOM_API_BASE_URL: fake.url,
-    },
-    stdout: "null",
-    stderr: "piped",
-  });
-  let serverErrors: ReadableStreamDefaultReader<string> | undefined;
+  const env = {
+    DATABASE_URL: database.url,
+    DATABASE_POOL_SIZE: String(CONNECTIONS),
+    ...tokens.env,
+    ENCRYPTION_KEY: generateKey(),
+    ...BENCH_DEXCOM_ENV,
+    DEXCOM_API_BASE_URL: fake.url,
+  };
   try {
-    await withChild(serve, async (server) => {
-      serverErrors = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
-      let exited = false;
-      server.status.then(() => (exited = true));
-      const base = `http://127.0.0.1:${port}`;
-      await untilAnswers(`${base}/functions/v1/health`, {
-        timeoutMs: 10_000,
-        giveUp: () => (exited ? new Error("the server stopped while starting") : null),
-        timedOut: () => new Error(`the server did not come up at ${base}`),
-      }).catch(async (error) => {
-        const { value } = exited ? await serverErrors!.read() : { value: "" };
-        throw new Error(`${error.message}: ${value ?? ""}`);
-      });
-      await measureEgvs(base, fake.url, dexcom, keys.idToken);
-      await refreshStorm(base, dexcom, database.db, keys.idToken);
+    await withServer(env, async (base) => {
+      await measureEgvs(base, fake.url, dexcom, tokens.idToken);
+      await refreshStorm(base, dexcom, database.db, tokens.idToken);
     });
   } finally {
-    await serverErrors?.cancel(); // only once the server is gone: it may still write to stderr until then
     await fake.close();
-    await jwks.shutdown();
+    await tokens.close();
   }
 }
 
@@ -92,7 +49,7 @@ async function measureEgvs(
   base: string,
   fakeUrl: string,
   dexcom: FakeDexcom,
-  idToken: (sub: string) => Promise<string>,
+  idToken: IdTokens,
 ): Promise<void> {
   // A day of readings each, ending now; the app asks for the last 3 hours of it.
   const end = new Date(Math.floor(Date.now() / 60_000) * 60_000);
@@ -151,7 +108,7 @@ async function refreshStorm(
   base: string,
   dexcom: FakeDexcom,
   db: Database,
-  idToken: (sub: string) => Promise<string>,
+  idToken: IdTokens,
 ): Promise<void> {
   const end = new Date();
   const users = await Promise.all(
@@ -205,30 +162,10 @@ async function refreshStorm(
  * Registers uid, gives them a Dexcom account with a day of readings from dayStart, and stores a
  * pair the fake issued for it through POST /dexcom-tokens, as an app that did the OAuth itself.
  */
-async function connect(
-  base: string,
-  dexcom: FakeDexcom,
-  idToken: (sub: string) => Promise<string>,
-  uid: string,
-  dayStart: Date,
-): Promise<Connected> {
-  const token = await idToken(uid);
-  const headers = { authorization: `Bearer ${token}` };
-  const registered = await fetch(`${base}/functions/v1/users`, { method: "POST", headers });
-  await registered.body?.cancel();
+function connect(base: string, dexcom: FakeDexcom, idToken: IdTokens, uid: string, dayStart: Date): Promise<Connected> {
   const user = dexcom.addUser();
   user.egvs = egvSeries(dayStart, READINGS_PER_DAY);
-  const pair = dexcom.issuePair(user);
-  const stored = await fetch(`${base}/functions/v1/dexcom-tokens`, {
-    method: "POST",
-    headers: { ...headers, "content-type": "application/json" },
-    body: JSON.stringify({ ...pair, dexcom_user_id: user.dexcomUserId }),
-  });
-  await stored.body?.cancel();
-  if ((registered.status !== 201 && registered.status !== 200) || stored.status !== 201) {
-    throw new Error(`dexcom bench: connecting ${uid}: POST /users answered ${registered.status}, POST /dexcom-tokens ${stored.status}`);
-  }
-  return { idToken: token, accessToken: pair.access_token };
+  return connectWithPair(base, dexcom, idToken, uid, user, "dexcom");
 }
 
 // Requests cycle through the connections' tokens; null when wrk is not there.
@@ -239,22 +176,4 @@ function load(url: string, path: string, tokens: string[], seconds: number): Pro
 
 function line(label: string, value: string): void {
   console.log(`    ${label.padEnd(32)}${value}`);
-}
-
-async function signingKeys() {
-  const { publicKey, privateKey } = await generateKeyPair("RS256");
-  const kid = "bench-key";
-  const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" }] };
-  const idToken = (sub: string) => {
-    const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({ auth_time: now, email: `${sub}@example.com`, email_verified: true })
-      .setProtectedHeader({ alg: "RS256", kid })
-      .setIssuer(`https://securetoken.google.com/${PROJECT_ID}`)
-      .setAudience(PROJECT_ID)
-      .setSubject(sub)
-      .setIssuedAt(now)
-      .setExpirationTime(now + 3600)
-      .sign(privateKey);
-  };
-  return { jwks, idToken };
 }

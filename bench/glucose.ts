@@ -8,29 +8,20 @@
 // - GET /glucose-summary (90 days) and GET /glucose-readings (14 days) for a user with a year of
 //   readings among 1,000 users: p50/p99 at 32 connections; and the summary's query alone.
 import { connect as connectTcp, createServer, type Socket } from "node:net";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { generateKey } from "../shared/crypto/fernet.ts";
 import type { Database } from "../shared/db/database.ts";
 import { DUE_CONCURRENCY } from "../shared/glucose/due.ts";
 import { GLUCOSE_SUMMARY_SQL } from "../shared/glucose/summary.ts";
-import { freePort } from "../shared/local/ports.ts";
-import { untilAnswers } from "../shared/local/until-answers.ts";
-import { egvSeries, FakeDexcom } from "../test/support/fake-dexcom.ts";
-import { outputOf, withChild } from "./child.ts";
+import { egvSeries, type FakeDexcom, type FakeUser } from "../test/support/fake-dexcom.ts";
+import { BENCH_DEXCOM_ENV, benchFakeDexcom, connectWithPair } from "./fake-dexcom.ts";
+import { pgbench } from "./pgbench.ts";
 import { withScratchDatabase } from "./scratch-database.ts";
-import { withTempFile, wrk, type WrkResult } from "./wrk.ts";
+import { type IdTokens, startIdTokens, withServer } from "./server.ts";
+import { wrk, type WrkResult } from "./wrk.ts";
 
 const CONNECTIONS = 32;
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
-const PROJECT_ID = "dms-bench";
 const SYNC_SECRET = "bench-sync-secret-0123456789";
-const DEXCOM = {
-  DEXCOM_CLIENT_ID: "bench-client-id",
-  DEXCOM_CLIENT_SECRET: "bench-client-secret",
-  DEXCOM_REDIRECT_URI: "http://127.0.0.1:54321/functions/v1/dexcom-oauth/callback",
-  DEXCOM_APP_REDIRECT_URL: "dms://dexcom-connected",
-  DEXCOM_SYNC_SECRET: SYNC_SECRET,
-};
 const DAY_MS = 24 * 3600 * 1000;
 const HOUR_MS = 3600 * 1000;
 const PER_DAY = 288; // one reading every 5 minutes
@@ -48,7 +39,6 @@ const BUDGET = 50_000; // DEXCOM_CALLS_PER_HOUR's default
 const TARGET_USERS = 25_000;
 const DUE_RUN_SECONDS = 50;
 
-type IdTokens = (sub: string) => Promise<string>;
 type Calls = { token: number; dataRange: number; egvs: number };
 
 export function benchGlucose(): Promise<void> {
@@ -57,22 +47,16 @@ export function benchGlucose(): Promise<void> {
 
 async function run(database: { url: string; db: Database }): Promise<void> {
   console.log(`\nGlucose history: npm run serve on a scratch database, the fake Dexcom over real HTTP from the bench process, on the same 2 cores`);
-  const keys = await signingKeys();
-  const jwks = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () =>
-    Response.json(keys.jwks, { headers: { "cache-control": "public, max-age=3600" } }));
-  const dexcom = new FakeDexcom({
-    clientId: DEXCOM.DEXCOM_CLIENT_ID,
-    clientSecret: DEXCOM.DEXCOM_CLIENT_SECRET,
-    redirectUri: DEXCOM.DEXCOM_REDIRECT_URI,
-  });
+  const keys = await startIdTokens();
+  const dexcom = benchFakeDexcom();
   const fake = await dexcom.listen();
   const proxy = await statementCounter(new URL(database.url));
   const env = {
     DATABASE_POOL_SIZE: String(CONNECTIONS),
-    FIREBASE_PROJECT_ID: PROJECT_ID,
-    FIREBASE_JWKS_URL: `http://127.0.0.1:${jwks.addr.port}/jwks`,
+    ...keys.env,
     ENCRYPTION_KEY: generateKey(),
-    ...DEXCOM,
+    ...BENCH_DEXCOM_ENV,
+    DEXCOM_SYNC_SECRET: SYNC_SECRET,
     DEXCOM_API_BASE_URL: fake.url,
   };
   try {
@@ -94,7 +78,7 @@ async function run(database: { url: string; db: Database }): Promise<void> {
   } finally {
     await proxy.close();
     await fake.close();
-    await jwks.shutdown();
+    await keys.close();
   }
 }
 
@@ -135,13 +119,13 @@ async function scheduler(base: string, dexcom: FakeDexcom, proxy: StatementCount
   const now = Date.now();
   // Per user: two hours of readings ending 2 h ago; each later "hour" adds the next 12.
   const hours = [egvSeries(new Date(now - 4 * HOUR_MS), 24), egvSeries(new Date(now - 2 * HOUR_MS), 12), egvSeries(new Date(now - HOUR_MS), 12)];
-  const users: ReturnType<FakeDexcom["addUser"]>[] = [];
+  const users: FakeUser[] = [];
   const connectStarted = performance.now();
   await inTurns(Array.from({ length: SCHEDULED_USERS }, (_, i) => i), CONNECTIONS, async (i) => {
     const fakeUser = dexcom.addUser();
     fakeUser.egvs = freshIds(hours[0]!);
     users.push(fakeUser);
-    await connectFake(base, dexcom, idToken, `bench-sched-${i + 1}`, fakeUser);
+    await connectWithPair(base, dexcom, idToken, `bench-sched-${i + 1}`, fakeUser, "glucose");
   });
   console.log(
     `  scheduler: POST /dexcom-sync/due over ${SCHEDULED_USERS.toLocaleString("en-US")} users connected through POST /dexcom-tokens ` +
@@ -400,7 +384,7 @@ async function summaryAlone(database: { url: string; db: Database }, end: Date, 
   line("run one at a time, 7 runs", `median ${plain.median.toFixed(1)} ms (${plain.min.toFixed(1)} to ${plain.max.toFixed(1)}): aim ${plain.median < 50 ? "met" : "missed"}`);
   line("EXPLAIN ANALYZE's execution time, 7 runs", `median ${executed.median.toFixed(1)} ms (${executed.min.toFixed(1)} to ${executed.max.toFixed(1)})`);
   line("its scan of glucose_readings", `${scan}, ${heapFetches} heap fetches`);
-  const tps = await pgbench(database.url, sql);
+  const tps = await pgbench(database.url, `${sql};\n`, { clients: CONNECTIONS, seconds: SECONDS });
   line(
     `pgbench, ${CONNECTIONS} clients, ${SECONDS} s`,
     tps === null ? "n/a (pgbench not installed)" : `${tps.toFixed(1)} tps; the endpoint at ${CONNECTIONS} connections: ${http.rps.toFixed(1)} req/s (${(http.rps / tps).toFixed(2)}x)`,
@@ -430,80 +414,14 @@ function findScan(node: PlanNode): PlanNode | null {
   return null;
 }
 
-async function pgbench(url: string, sql: string): Promise<number | null> {
-  return await withTempFile(".sql", `${sql};\n`, async (path) => {
-    try {
-      const { success, stdout } = await outputOf(
-        new Deno.Command("pgbench", {
-          args: ["-n", "-M", "extended", "-c", String(CONNECTIONS), "-j", "2", "-T", String(SECONDS), "-f", path, url],
-          stdout: "piped",
-          stderr: "null",
-        }),
-      );
-      const match = /tps = ([\d.]+)/.exec(new TextDecoder().decode(stdout));
-      return success && match ? Number(match[1]) : null;
-    } catch {
-      return null;
-    }
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Shared pieces.
-
-/** Runs `npm run serve` with env until work is done; work gets the server's origin. */
-async function withServer(env: Record<string, string>, work: (base: string) => Promise<void>): Promise<void> {
-  const port = await freePort();
-  const serve = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", new URL("../scripts/serve.ts", import.meta.url).pathname],
-    env: { ...env, PORT: String(port) },
-    stdout: "null",
-    stderr: "piped",
-  });
-  let serverErrors: ReadableStreamDefaultReader<string> | undefined;
-  try {
-    await withChild(serve, async (server) => {
-      serverErrors = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
-      let exited = false;
-      server.status.then(() => (exited = true));
-      const base = `http://127.0.0.1:${port}`;
-      await untilAnswers(`${base}/functions/v1/health`, {
-        timeoutMs: 10_000,
-        giveUp: () => (exited ? new Error("the server stopped while starting") : null),
-        timedOut: () => new Error(`the server did not come up at ${base}`),
-      }).catch(async (error) => {
-        const { value } = exited ? await serverErrors!.read() : { value: "" };
-        throw new Error(`${error.message}: ${value ?? ""}`);
-      });
-      await work(base);
-    });
-  } finally {
-    await serverErrors?.cancel(); // only once the server is gone: it may still write to stderr until then
-  }
-}
 
 /** Registers uid and stores a pair the fake issued for a new Dexcom user with these readings; the ID token. */
 async function connect(base: string, dexcom: FakeDexcom, idToken: IdTokens, uid: string, egvs: ReturnType<typeof egvSeries>): Promise<string> {
   const user = dexcom.addUser();
   user.egvs = egvs;
-  return await connectFake(base, dexcom, idToken, uid, user);
-}
-
-async function connectFake(base: string, dexcom: FakeDexcom, idToken: IdTokens, uid: string, user: ReturnType<FakeDexcom["addUser"]>): Promise<string> {
-  const token = await idToken(uid);
-  const headers = { authorization: `Bearer ${token}` };
-  const registered = await fetch(`${base}/functions/v1/users`, { method: "POST", headers });
-  await registered.body?.cancel();
-  const stored = await fetch(`${base}/functions/v1/dexcom-tokens`, {
-    method: "POST",
-    headers: { ...headers, "content-type": "application/json" },
-    body: JSON.stringify({ ...dexcom.issuePair(user), dexcom_user_id: user.dexcomUserId }),
-  });
-  await stored.body?.cancel();
-  if ((registered.status !== 201 && registered.status !== 200) || stored.status !== 201) {
-    throw new Error(`glucose bench: connecting ${uid}: POST /users answered ${registered.status}, POST /dexcom-tokens ${stored.status}`);
-  }
-  return token;
+  return (await connectWithPair(base, dexcom, idToken, uid, user, "glucose")).idToken;
 }
 
 /** The same readings under new record ids (Dexcom's ids are per user). */
@@ -610,22 +528,4 @@ function frontendMessages(onStatement: () => void): (chunk: Uint8Array) => void 
       }
     }
   };
-}
-
-async function signingKeys() {
-  const { publicKey, privateKey } = await generateKeyPair("RS256");
-  const kid = "bench-key";
-  const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" }] };
-  const idToken = (sub: string) => {
-    const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({ auth_time: now, email: `${sub}@example.com`, email_verified: true })
-      .setProtectedHeader({ alg: "RS256", kid })
-      .setIssuer(`https://securetoken.google.com/${PROJECT_ID}`)
-      .setAudience(PROJECT_ID)
-      .setSubject(sub)
-      .setIssuedAt(now)
-      .setExpirationTime(now + 3600)
-      .sign(privateKey);
-  };
-  return { jwks, idToken };
 }

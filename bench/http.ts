@@ -1,18 +1,15 @@
 // Requests per second and p50/p99 latency of POST /users, GET /dexcom-tokens and POST /dexcom-tokens
 // under 32 concurrent connections, with RS256 ID tokens verified for real, against `npm run serve`
 // in its own process; and the same SQL run by pgbench at the same concurrency, for the ratio.
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { createFirebaseVerifier } from "../shared/auth/firebase-verifier.ts";
 import { generateKey } from "../shared/crypto/fernet.ts";
-import { freePort } from "../shared/local/ports.ts";
-import { untilAnswers } from "../shared/local/until-answers.ts";
-import { outputOf, withChild } from "./child.ts";
+import { pgbench } from "./pgbench.ts";
 import { withScratchDatabase } from "./scratch-database.ts";
-import { withTempFile, wrk, type WrkResult } from "./wrk.ts";
+import { type IdTokenIssuer, PROJECT_ID, startIdTokens, withServer } from "./server.ts";
+import { wrk, type WrkResult } from "./wrk.ts";
 
 const CONNECTIONS = 32;
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
-const PROJECT_ID = "dms-bench";
 
 interface Scenario {
   name: string;
@@ -61,53 +58,24 @@ export function benchHttp(): Promise<void> {
 
 async function run(database: { url: string }): Promise<void> {
   console.log(`\nHTTP: ${CONNECTIONS} concurrent connections, ${SECONDS} s per endpoint; real RS256 ID tokens, one per connection, verified by the server`);
-  const keys = await signingKeys();
-  const jwks = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () =>
-    Response.json(keys.jwks, { headers: { "cache-control": "public, max-age=3600" } }));
-  const port = await freePort();
-  const serve = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", new URL("../scripts/serve.ts", import.meta.url).pathname],
-    env: {
-      DATABASE_URL: database.url,
-      DATABASE_POOL_SIZE: String(CONNECTIONS),
-      FIREBASE_PROJECT_ID: PROJECT_ID,
-      FIREBASE_JWKS_URL: `http://127.0.0.1:${jwks.addr.port}/jwks`,
-      ENCRYPTION_KEY: generateKey(),
-      PORT: String(port),
-    },
-    stdout: "null",
-    stderr: "piped",
-  });
-  let serverErrors: ReadableStreamDefaultReader<string> | undefined;
+  const keys = await startIdTokens();
+  const env = {
+    DATABASE_URL: database.url,
+    DATABASE_POOL_SIZE: String(CONNECTIONS),
+    ...keys.env,
+    ENCRYPTION_KEY: generateKey(),
+  };
   try {
-    await withChild(serve, async (server) => {
-      serverErrors = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
-      let exited = false;
-      server.status.then(() => (exited = true));
-      await measure(`http://127.0.0.1:${port}/functions/v1`, database.url, keys, () => exited, serverErrors);
-      await benchColdVerification(keys, `http://127.0.0.1:${jwks.addr.port}/jwks`);
+    await withServer(env, async (origin) => {
+      await measure(`${origin}/functions/v1`, database.url, keys);
+      await benchColdVerification(keys);
     });
   } finally {
-    await serverErrors?.cancel(); // only once the server is gone: it may still write to stderr until then
-    await jwks.shutdown();
+    await keys.close();
   }
 }
 
-async function measure(
-  base: string,
-  databaseUrl: string,
-  keys: Awaited<ReturnType<typeof signingKeys>>,
-  exited: () => boolean,
-  serverErrors: ReadableStreamDefaultReader<string>,
-): Promise<void> {
-  await untilAnswers(`${base}/health`, {
-    timeoutMs: 10_000,
-    giveUp: () => (exited() ? new Error("the server stopped while starting") : null),
-    timedOut: () => new Error(`the server did not come up at ${base}`),
-  }).catch(async (error) => {
-    const { value } = exited() ? await serverErrors.read() : { value: "" };
-    throw new Error(`${error.message}: ${value ?? ""}`);
-  });
+async function measure(base: string, databaseUrl: string, keys: IdTokenIssuer): Promise<void> {
   const tokens = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => keys.idToken(`bench-user-${i + 1}`)));
   for (const token of tokens) await fetch(`${base}/users`, { method: "POST", headers: { authorization: `Bearer ${token}` } }).then((r) => r.body?.cancel());
 
@@ -119,7 +87,9 @@ async function measure(
       console.log("  skipped: the load generator wrk is not installed (apt-get install wrk)");
       break;
     }
-    const sqlTps = await pgbench(databaseUrl, scenario.sql);
+    // pgbench runs the statement with one client per connection; each client works as user :n.
+    const script = `\\set n random(1, ${CONNECTIONS})\n${scenario.sql.replaceAll("\n", " ")}\n`;
+    const sqlTps = await pgbench(databaseUrl, script, { clients: CONNECTIONS, seconds: SECONDS });
     console.log(
       `  ${scenario.name.padEnd(22)}${http.rps.toFixed(0).padStart(9)}${http.p50.toFixed(1).padStart(9)}${
         http.p99.toFixed(1).padStart(9)
@@ -141,52 +111,14 @@ function load(base: string, scenario: Scenario, tokens: string[], seconds: numbe
   return wrk(new URL(base).origin, requests, { connections: CONNECTIONS, seconds });
 }
 
-// pgbench runs the statement with one client per connection; each client works as user :n.
-async function pgbench(url: string, sql: string): Promise<number | null> {
-  const script = `\\set n random(1, ${CONNECTIONS})\n${sql.replaceAll("\n", " ")}\n`;
-  return await withTempFile(".sql", script, async (path) => {
-    try {
-      const { success, stdout } = await outputOf(
-        new Deno.Command("pgbench", {
-          args: ["-n", "-M", "extended", "-c", String(CONNECTIONS), "-j", "2", "-T", String(SECONDS), "-f", path, url],
-          stdout: "piped",
-          stderr: "null",
-        }),
-      );
-      const match = /tps = ([\d.]+)/.exec(new TextDecoder().decode(stdout));
-      return success && match ? Number(match[1]) : null;
-    } catch {
-      return null;
-    }
-  });
-}
-
 // The server remembers a verified token until it expires, so the table above pays RSA once per
 // user; a request with a token the server has not seen pays it in full, at this rate.
-async function benchColdVerification(keys: Awaited<ReturnType<typeof signingKeys>>, jwksUrl: string): Promise<void> {
+async function benchColdVerification(keys: IdTokenIssuer): Promise<void> {
   const tokens = await Promise.all(Array.from({ length: 300 }, (_, i) => keys.idToken(`cold-${i}`)));
-  const verifier = createFirebaseVerifier({ projectId: PROJECT_ID, jwksUrl });
+  const verifier = createFirebaseVerifier({ projectId: PROJECT_ID, jwksUrl: keys.jwksUrl });
   await verifier.verify(tokens.pop()!); // fetches the key set
   const started = performance.now();
   for (const token of tokens) await verifier.verify(token);
   const rate = tokens.length / ((performance.now() - started) / 1000);
   console.log(`  first verification of a token (RS256, not yet remembered): ${rate.toFixed(0)} per second, one at a time`);
-}
-
-async function signingKeys() {
-  const { publicKey, privateKey } = await generateKeyPair("RS256");
-  const kid = "bench-key";
-  const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" }] };
-  const idToken = (sub: string) => {
-    const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({ auth_time: now, email: `${sub}@example.com`, email_verified: true })
-      .setProtectedHeader({ alg: "RS256", kid })
-      .setIssuer(`https://securetoken.google.com/${PROJECT_ID}`)
-      .setAudience(PROJECT_ID)
-      .setSubject(sub)
-      .setIssuedAt(now)
-      .setExpirationTime(now + 3600)
-      .sign(privateKey);
-  };
-  return { jwks, idToken };
 }

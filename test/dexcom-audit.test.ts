@@ -14,9 +14,11 @@ import {
   type DexcomBackend,
   expireStoredToken,
   redirectParams,
+  refreshAtDexcom,
   startAuthorization,
   startDexcomBackend,
   tokenRows,
+  userIdOf,
 } from "./support/dexcom-backend.ts";
 import type { FakeUser } from "./support/fake-dexcom.ts";
 
@@ -40,12 +42,6 @@ beforeAll(async () => {
 afterAll(() => backend.close());
 
 const EGVS_WINDOW = "?startDate=2026-11-28T10:00:00Z&endDate=2026-11-28T11:00:00Z";
-
-async function userIdOf(uid: string): Promise<number> {
-  const [row] = await db().query<{ id: number }>("SELECT id FROM users WHERE firebase_uid = $1", [uid]);
-  if (!row) throw new Error(`no user ${uid}`);
-  return row.id;
-}
 
 /** POST /dexcom-tokens with a pair the fake Dexcom issued for this account (so it is a live secret). */
 function storePair(token: string, user: FakeUser, requestId: string, extra: Record<string, unknown> = {}) {
@@ -84,7 +80,7 @@ describe("stored", () => {
     const stored = await storePair(token, backend.dexcom.addUser(), "audit-store-1");
     expect(stored.status).toBe(201);
     const [row] = await tokenRows(db(), "audit-store-uid");
-    const userId = await userIdOf("audit-store-uid");
+    const userId = await userIdOf(db(), "audit-store-uid");
     expect(row!.id).toBe(stored.body.token.id);
     expect(await auditOf(db(), userId)).toEqual([
       { user_id: userId, token_id: row!.id, event: "stored", reason: null, request_id: "audit-store-1" },
@@ -97,7 +93,7 @@ describe("stored", () => {
     const requestId = answer.result.headers.get("x-request-id");
     expect(requestId).toEqual(expect.any(String));
     const [row] = await tokenRows(db(), "audit-oauth-uid");
-    const userId = await userIdOf("audit-oauth-uid");
+    const userId = await userIdOf(db(), "audit-oauth-uid");
     expect(await auditOf(db(), userId)).toEqual([
       { user_id: userId, token_id: row!.id, event: "stored", reason: null, request_id: requestId },
     ]);
@@ -108,7 +104,7 @@ describe("revoked, with its reason", () => {
   it("user_request: DELETE /dexcom-tokens records one event per revoked row, and none when nothing is active", async () => {
     const token = await registeredCaller(backend, "audit-disconnect-uid");
     await storePair(token, backend.dexcom.addUser(), "audit-disconnect-store");
-    const userId = await userIdOf("audit-disconnect-uid");
+    const userId = await userIdOf(db(), "audit-disconnect-uid");
     const [row] = await tokenRows(db(), "audit-disconnect-uid");
 
     const first = await backend.call("dexcom-tokens", { method: "DELETE", token, headers: { "x-request-id": "audit-disconnect-1" } });
@@ -129,7 +125,7 @@ describe("revoked, with its reason", () => {
     const account = backend.dexcom.addUser();
     expect((await storePair(token, account, "audit-replace-1")).status).toBe(201);
     expect((await storePair(token, account, "audit-replace-2")).status).toBe(201);
-    const userId = await userIdOf("audit-replace-uid");
+    const userId = await userIdOf(db(), "audit-replace-uid");
     const [old, current] = await tokenRows(db(), "audit-replace-uid");
 
     expectEvents(await auditOf(db(), userId), [
@@ -143,7 +139,7 @@ describe("revoked, with its reason", () => {
 
   it("replaced: a second OAuth connection revokes the first row and stores the new one", async () => {
     const { token, user } = await connectedCaller(backend, "audit-reconnect-uid");
-    const userId = await userIdOf("audit-reconnect-uid");
+    const userId = await userIdOf(db(), "audit-reconnect-uid");
     const [first] = await tokenRows(db(), "audit-reconnect-uid");
 
     const state = await startAuthorization(backend, token);
@@ -165,7 +161,7 @@ describe("revoked, with its reason", () => {
 
   it("refreshed: egvs with an expired token revokes the old row and records 'refreshed' for the new one", async () => {
     const { token } = await connectedCaller(backend, "audit-refresh-uid");
-    const userId = await userIdOf("audit-refresh-uid");
+    const userId = await userIdOf(db(), "audit-refresh-uid");
     const [old] = await tokenRows(db(), "audit-refresh-uid");
     await expireStoredToken(db(), "audit-refresh-uid");
 
@@ -194,16 +190,7 @@ describe("revoked, with its reason", () => {
     expect(stored.status).toBe(201);
 
     // Someone else spends the refresh token first: Dexcom's refresh tokens are single use.
-    const spent = await fetch(`${DEXCOM_ENV.DEXCOM_API_BASE_URL}/v2/oauth2/token`, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({
-        client_id: DEXCOM_ENV.DEXCOM_CLIENT_ID,
-        client_secret: DEXCOM_ENV.DEXCOM_CLIENT_SECRET,
-        grant_type: "refresh_token",
-        refresh_token: pair.refresh_token,
-      }),
-    });
+    const spent = await refreshAtDexcom(pair.refresh_token);
     expect(spent.status).toBe(200);
     expect(backend.dexcom.liveRefreshTokens(account)).not.toContain(pair.refresh_token);
 
@@ -212,7 +199,7 @@ describe("revoked, with its reason", () => {
     expect(answer.status).toBe(409);
     expect(answer.body.error).toBe("dexcom_reauthorization_required");
 
-    const userId = await userIdOf("audit-rejected-uid");
+    const userId = await userIdOf(db(), "audit-rejected-uid");
     const [row] = await tokenRows(db(), "audit-rejected-uid");
     expect(row).toEqual({ id: stored.body.token.id, is_revoked: true, revoked_reason: "refresh_rejected" });
     expectEvents(await auditOf(db(), userId), [
@@ -225,7 +212,7 @@ describe("revoked, with its reason", () => {
   it("account_deleted: DELETE /users deletes the tokens and the events survive with user and token ids", async () => {
     const { token, user } = await connectedCaller(backend, "audit-delete-uid");
     expect((await storePair(token, user, "audit-delete-store")).status).toBe(201);
-    const userId = await userIdOf("audit-delete-uid");
+    const userId = await userIdOf(db(), "audit-delete-uid");
     const [replaced, active] = await tokenRows(db(), "audit-delete-uid");
     const before = await auditOf(db(), userId);
     await rememberCiphertexts();
@@ -249,7 +236,7 @@ describe("revoked, with its reason", () => {
 describe("events that change no token", () => {
   it("refresh_failed: a token endpoint 503 is recorded with a reason, and the token is kept", async () => {
     const { token } = await connectedCaller(backend, "audit-refresh-failed-uid");
-    const userId = await userIdOf("audit-refresh-failed-uid");
+    const userId = await userIdOf(db(), "audit-refresh-failed-uid");
     const rowsBefore = await tokenRows(db(), "audit-refresh-failed-uid");
     await expireStoredToken(db(), "audit-refresh-failed-uid");
     backend.dexcom.failNext("token", { kind: "status", status: 503 });
@@ -272,7 +259,7 @@ describe("events that change no token", () => {
 
   it("decrypt_failed: a token no configured key opens is recorded, and the token is kept", async () => {
     const { token } = await connectedCaller(backend, "audit-decrypt-uid");
-    const userId = await userIdOf("audit-decrypt-uid");
+    const userId = await userIdOf(db(), "audit-decrypt-uid");
     const [row] = await tokenRows(db(), "audit-decrypt-uid");
     const foreign = await encrypt(await importFernetKey(generateKey()), "an access token under another key");
     await db().query("UPDATE dexcom_tokens SET access_token_encrypted = $1 WHERE id = $2", [foreign, row!.id]);
@@ -299,8 +286,8 @@ describe("the same transaction as the change", () => {
     const holder = await connectedCaller(backend, "audit-holder-uid");
     const token = await registeredCaller(backend, "audit-in-use-uid");
     expect((await storePair(token, backend.dexcom.addUser(), "audit-in-use-store")).status).toBe(201);
-    const userId = await userIdOf("audit-in-use-uid");
-    const holderId = await userIdOf("audit-holder-uid");
+    const userId = await userIdOf(db(), "audit-in-use-uid");
+    const holderId = await userIdOf(db(), "audit-holder-uid");
     const rowsBefore = await tokenRows(db(), "audit-in-use-uid");
     const eventsBefore = await auditOf(db(), userId);
     const holderEventsBefore = await auditOf(db(), holderId);
@@ -321,7 +308,7 @@ describe("the same transaction as the change", () => {
 
   it("when the event cannot be written, the change it records does not happen either", async () => {
     const { token } = await connectedCaller(backend, "audit-refuse-uid");
-    const userId = await userIdOf("audit-refuse-uid");
+    const userId = await userIdOf(db(), "audit-refuse-uid");
     const tokenState = () =>
       db().query(
         `SELECT t.id, t.is_revoked, t.revoked_reason, t.access_token_encrypted, t.refresh_token_encrypted
@@ -355,7 +342,7 @@ describe("the same transaction as the change", () => {
 
     // The same row is the only one, still active, with the same ciphertexts; the user still exists.
     expect(await tokenState()).toEqual(before);
-    expect(await userIdOf("audit-refuse-uid")).toBe(userId);
+    expect(await userIdOf(db(), "audit-refuse-uid")).toBe(userId);
     expect(await auditOf(db(), userId)).toEqual(eventsBefore);
   });
 

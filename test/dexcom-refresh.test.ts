@@ -10,11 +10,13 @@ import { registeredCaller, setInactive } from "./support/contract-helpers.ts";
 import {
   auditOf,
   connectedCaller,
-  DEXCOM_ENV,
+  DEXCOM_TOKEN_URL,
   type DexcomBackend,
   expireStoredToken,
+  refreshAtDexcom,
   startDexcomBackend,
   tokenRows,
+  userIdOf,
 } from "./support/dexcom-backend.ts";
 import { egvSeries, type Fault, type FakeUser } from "./support/fake-dexcom.ts";
 
@@ -29,7 +31,6 @@ afterAll(() => backend.close());
 const db = () => backend.database.db;
 const fake = () => backend.dexcom;
 
-const TOKEN_URL = `${DEXCOM_ENV.DEXCOM_API_BASE_URL}/v2/oauth2/token`;
 const WINDOW = "?startDate=2026-11-28T10:00:00Z&endDate=2026-11-28T11:00:00Z";
 
 function egvs(token: string): Promise<CallResult> {
@@ -40,12 +41,6 @@ function egvs(token: string): Promise<CallResult> {
 function withReadings(user: FakeUser): FakeUser {
   user.egvs.push(...egvSeries(new Date("2026-11-28T10:00:00Z"), 12));
   return user;
-}
-
-async function userIdOf(uid: string): Promise<number> {
-  const [row] = await db().query<{ id: number }>("SELECT id FROM users WHERE firebase_uid = $1", [uid]);
-  if (!row) throw new Error(`no user ${uid}`);
-  return row.id;
 }
 
 interface ActiveRow {
@@ -87,20 +82,6 @@ async function seededCaller(uid: string) {
   return { token, user, pair, tokenId: stored.body.token.id as number };
 }
 
-/** What another process would do: spend the refresh token at Dexcom itself. */
-async function refreshDirectly(refreshToken: string): Promise<Response> {
-  return fetch(TOKEN_URL, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({
-      client_id: DEXCOM_ENV.DEXCOM_CLIENT_ID,
-      client_secret: DEXCOM_ENV.DEXCOM_CLIENT_SECRET,
-      grant_type: "refresh_token",
-      refresh_token: refreshToken,
-    }),
-  });
-}
-
 /** Waits (bounded) until the fake has received `count` refresh calls in all. */
 async function refreshCallsReach(count: number): Promise<void> {
   for (let i = 0; i < 200 && fake().counts.refresh < count; i++) await new Promise((r) => setTimeout(r, 10));
@@ -135,7 +116,7 @@ describe("concurrent requests of one user", () => {
       { id: after.id, is_revoked: false, revoked_reason: null },
     ]);
 
-    const audit = await auditOf(db(), await userIdOf("concurrent-uid"));
+    const audit = await auditOf(db(), await userIdOf(db(), "concurrent-uid"));
     const refreshed = audit.filter((e) => e.event === "refreshed");
     const revoked = audit.filter((e) => e.event === "revoked");
     expect(refreshed).toHaveLength(1);
@@ -216,7 +197,7 @@ describe("Dexcom refuses the refresh token (invalid_grant)", () => {
   it("revokes the row (refresh_rejected): 409 dexcom_reauthorization_required, then again without calling Dexcom; disconnected", async () => {
     const { token, pair, tokenId } = await seededCaller("invalid-grant-uid");
     // Someone else spent the refresh token: Dexcom will refuse it from now on.
-    expect((await refreshDirectly(pair.refresh_token)).status).toBe(200);
+    expect((await refreshAtDexcom(pair.refresh_token)).status).toBe(200);
     await expireStoredToken(db(), "invalid-grant-uid");
     const tokenCalls = fake().counts.token;
 
@@ -228,7 +209,7 @@ describe("Dexcom refuses the refresh token (invalid_grant)", () => {
     expect(await tokenRows(db(), "invalid-grant-uid")).toEqual([
       { id: tokenId, is_revoked: true, revoked_reason: "refresh_rejected" },
     ]);
-    const audit = await auditOf(db(), await userIdOf("invalid-grant-uid"));
+    const audit = await auditOf(db(), await userIdOf(db(), "invalid-grant-uid"));
     expect(audit.map((e) => [e.event, e.reason, e.token_id])).toEqual([
       ["stored", null, tokenId],
       ["reauthorization_required", "invalid_grant", tokenId],
@@ -259,7 +240,7 @@ describe("Dexcom refuses the refresh token (invalid_grant)", () => {
     await refreshCallsReach(refresh + 1);
     // ... while a "winner" in another process spends the same refresh token first and stores the
     // new pair through the production SQL (it does not look at the lease).
-    const won = await refreshDirectly(pair.refresh_token);
+    const won = await refreshAtDexcom(pair.refresh_token);
     expect(won.status).toBe(200);
     const winner = (await won.json()) as { access_token: string; refresh_token: string; expires_in: number };
     const [stored] = await db().query<{ outcome: string; id: number }>(
@@ -285,7 +266,7 @@ describe("Dexcom refuses the refresh token (invalid_grant)", () => {
     expect(active.id).toBe(stored!.id);
     expect(await plain(active.refresh_token_encrypted)).toBe(winner.refresh_token);
     expect((await tokenRows(db(), "race-loser-uid"))[0]).toEqual({ id: tokenId, is_revoked: true, revoked_reason: "refreshed" });
-    const audit = await auditOf(db(), await userIdOf("race-loser-uid"));
+    const audit = await auditOf(db(), await userIdOf(db(), "race-loser-uid"));
     expect(audit.filter((e) => e.event === "reauthorization_required" || e.reason === "refresh_rejected")).toEqual([]);
     const status = await backend.call("dexcom-tokens", { token });
     expect(status.body.connected).toBe(true);
@@ -300,7 +281,7 @@ describe("Dexcom refuses the refresh token (invalid_grant)", () => {
       "UPDATE dexcom_tokens SET refresh_lease_holder = $2, refresh_lease_expires_at = now() + interval '20 seconds' WHERE id = $1",
       [row.id, holder],
     );
-    const userId = await userIdOf("contended-uid");
+    const userId = await userIdOf(db(), "contended-uid");
     const auditBefore = await auditOf(db(), userId);
 
     const [other] = await db().query<{ outcome: string }>(
@@ -385,7 +366,7 @@ describe("a transient refresh failure keeps the token", () => {
     expect(row.refresh_token_encrypted).toBe(before.refresh_token_encrypted);
     expect(row.refresh_lease_holder).toBeNull();
     expect(row.refresh_lease_expires_at).toBeNull();
-    const audit = await auditOf(db(), await userIdOf(uid));
+    const audit = await auditOf(db(), await userIdOf(db(), uid));
     expect(audit.filter((e) => e.event !== "stored")).toEqual([
       { user_id: expect.any(Number), token_id: before.id, event: "refresh_failed", reason, request_id: answer.headers.get("x-request-id") },
     ]);
@@ -411,7 +392,7 @@ async function withNetworkErrorOnTokenCall<T>(request: () => Promise<T>): Promis
   let failed = 0;
   const spy = vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => {
     const url = input instanceof Request ? input.url : String(input);
-    if (url === TOKEN_URL && failed === 0) {
+    if (url === DEXCOM_TOKEN_URL && failed === 0) {
       failed++;
       const cause = Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
       return Promise.reject(new TypeError("fetch failed", { cause }));
@@ -450,7 +431,7 @@ describe("a disconnect while a refresh is in flight", () => {
     expect(await tokenRows(db(), "disconnect-in-flight-uid")).toEqual([
       { id: before.id, is_revoked: true, revoked_reason: "user_request" },
     ]);
-    const audit = await auditOf(db(), await userIdOf("disconnect-in-flight-uid"));
+    const audit = await auditOf(db(), await userIdOf(db(), "disconnect-in-flight-uid"));
     expect(audit.filter((e) => e.event === "refreshed")).toEqual([]);
     const status = await backend.call("dexcom-tokens", { token });
     expect(status.body).toEqual({ connected: false, token: null });
@@ -474,7 +455,7 @@ describe("a stored token no key can decrypt", () => {
     const row = await onlyActiveRow("undecryptable-uid");
     expect(row.id).toBe(before.id);
     expect(row.access_token_encrypted).toBe(foreign);
-    const audit = await auditOf(db(), await userIdOf("undecryptable-uid"));
+    const audit = await auditOf(db(), await userIdOf(db(), "undecryptable-uid"));
     expect(audit.filter((e) => e.event !== "stored")).toEqual([
       {
         user_id: expect.any(Number),

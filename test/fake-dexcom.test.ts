@@ -1,7 +1,7 @@
 import { http, passthrough } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { egvSeries, FakeDexcom } from "./support/fake-dexcom.ts";
+import { egvSeries, FakeDexcom, G7_IOS_READING } from "./support/fake-dexcom.ts";
 import type { FakeUser } from "./support/fake-dexcom.ts";
 import { fakeDexcomHandlers } from "./support/fake-dexcom-msw.ts";
 
@@ -361,13 +361,10 @@ describe("egvSeries", () => {
       systemTime: "2026-11-28T23:55:00",
       displayTime: "2026-11-28T15:55:00-08:00",
       status: "ok",
-      trend: "flat",
-      trendRate: 0.1,
-      unit: "mg/dL",
-      rateUnit: "mg/dL/min",
-      displayDevice: "iOS",
-      transmitterGeneration: "g7",
+      ...G7_IOS_READING,
     });
+    // What the shared fields say, checked here on their own: a steady G7 on iOS, in mg/dL.
+    expect(G7_IOS_READING).toEqual({ trend: "flat", trendRate: 0.1, unit: "mg/dL", rateUnit: "mg/dL/min", displayDevice: "iOS", transmitterGeneration: "g7" });
     expect(series[1]!.systemTime).toBe("2026-11-29T00:00:00");
     expect(new Set(series.map((r) => r.recordId)).size).toBe(300);
     for (const [i, record] of series.entries()) {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readingRows, storeReadings } from "../shared/glucose/records.ts";
 import { BASE_URL, type CallResult, startTestBackend, type TestBackend, toResult } from "./support/backend.ts";
 import { ERROR_KEYS, ISO_UTC, registeredCaller, setInactive } from "./support/contract-helpers.ts";
+import { G7_IOS_READING } from "./support/fake-dexcom.ts";
 
 const READING_KEYS = [
   "display_device", "display_time", "id", "status", "time", "transmitter_generation", "trend", "trend_rate", "unit",
@@ -54,12 +55,7 @@ function egv(at: number, overrides: Record<string, unknown> = {}): Record<string
     transmitterTicks: 1000,
     value: 120,
     status: "ok",
-    trend: "flat",
-    trendRate: 0.1,
-    unit: "mg/dL",
-    rateUnit: "mg/dL/min",
-    displayDevice: "iOS",
-    transmitterGeneration: "g7",
+    ...G7_IOS_READING,
     ...overrides,
   };
 }

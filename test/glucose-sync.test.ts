@@ -13,13 +13,14 @@ import { registeredCaller, setInactive } from "./support/contract-helpers.ts";
 import {
   callback,
   connectedCaller,
-  DEXCOM_ENV,
   type DexcomBackend,
   expireStoredToken,
   firstSyncDone,
   redirectParams,
+  refreshAtDexcom,
   startAuthorization,
   startDexcomBackend,
+  userIdOf,
 } from "./support/dexcom-backend.ts";
 import { type EgvRecord, egvSeries, type FakeUser } from "./support/fake-dexcom.ts";
 
@@ -102,12 +103,6 @@ const gridNow = () => Math.floor(Date.now() / (5 * MINUTE)) * 5 * MINUTE;
 /** A record's systemTime as an instant (the fake's records are UTC without an offset). */
 const timeOf = (record: EgvRecord) => Date.parse(`${record.systemTime}Z`);
 
-async function userIdOf(uid: string): Promise<number> {
-  const [row] = await db().query<{ id: number }>("SELECT id FROM users WHERE firebase_uid = $1", [uid]);
-  if (!row) throw new Error(`no user ${uid}`);
-  return row.id;
-}
-
 /**
  * A registered caller connected through the OAuth flow to a new Dexcom account that already holds
  * `records`, once the first sync that the callback starts has finished.
@@ -121,7 +116,7 @@ async function connect(uid: string, records: EgvRecord[] = []): Promise<{ token:
   expect(answer.status).toBe(302);
   expect(redirectParams(answer.headers.get("location")).status).toBe("connected");
   await firstSyncDone(db(), uid);
-  return { token, user, userId: await userIdOf(uid) };
+  return { token, user, userId: await userIdOf(db(), uid) };
 }
 
 function syncNow(token: string): Promise<CallResult> {
@@ -251,7 +246,7 @@ describe("the first sync (started by the OAuth callback)", () => {
     fake().failNext("egvs", { kind: "delay", ms: 2_000 });
     const answer = await callback(backend, { code: fake().authorize(user), state });
     expect(redirectParams(answer.headers.get("location")).status).toBe("connected");
-    const userId = await userIdOf("no-delay-uid");
+    const userId = await userIdOf(db(), "no-delay-uid");
     // Answered, and the sync has not finished (it cannot before Dexcom's held answer): nothing
     // stored, no sync recorded.
     const [running] = await db().query<{ synced: number; readings: number }>(
@@ -514,16 +509,7 @@ describe("failures", () => {
     const { token, user, userId } = await connect("sync-reauth-uid", records);
     // The stored token has expired, and its refresh token was spent elsewhere: Dexcom refuses it.
     const [refreshToken] = fake().liveRefreshTokens(user);
-    const spent = await fetch(`${DEXCOM_ENV.DEXCOM_API_BASE_URL}/v2/oauth2/token`, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({
-        client_id: DEXCOM_ENV.DEXCOM_CLIENT_ID,
-        client_secret: DEXCOM_ENV.DEXCOM_CLIENT_SECRET,
-        grant_type: "refresh_token",
-        refresh_token: refreshToken!,
-      }),
-    });
+    const spent = await refreshAtDexcom(refreshToken!);
     expect(spent.status).toBe(200);
     await expireStoredToken(db(), "sync-reauth-uid");
     await ageLastSync(userId);

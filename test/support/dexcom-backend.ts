@@ -15,6 +15,9 @@ export const DEXCOM_ENV = {
   DEXCOM_APP_REDIRECT_URL: "dms://dexcom-connected",
 };
 
+/** Dexcom's token endpoint at DEXCOM_ENV's API host. */
+export const DEXCOM_TOKEN_URL = `${DEXCOM_ENV.DEXCOM_API_BASE_URL}/v2/oauth2/token`;
+
 export interface DexcomBackend extends TestBackend {
   dexcom: FakeDexcom;
 }
@@ -94,6 +97,30 @@ export async function firstSyncDone(db: Queryable, uid: string): Promise<void> {
     return row?.finished === true;
   }, 15_000);
   if (!done) throw new Error(`the first sync of ${uid} did not finish within 15 s`);
+}
+
+/**
+ * What another holder of the client credentials would do: spend a refresh token at Dexcom itself
+ * (the fake, through msw), so that Dexcom's single-use refresh token is gone when the backend tries it.
+ */
+export function refreshAtDexcom(refreshToken: string): Promise<Response> {
+  return fetch(DEXCOM_TOKEN_URL, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      client_id: DEXCOM_ENV.DEXCOM_CLIENT_ID,
+      client_secret: DEXCOM_ENV.DEXCOM_CLIENT_SECRET,
+      grant_type: "refresh_token",
+      refresh_token: refreshToken,
+    }),
+  });
+}
+
+/** The users row id of a Firebase uid. */
+export async function userIdOf(db: Queryable, uid: string): Promise<number> {
+  const [row] = await db.query<{ id: number }>("SELECT id FROM users WHERE firebase_uid = $1", [uid]);
+  if (!row) throw new Error(`no user ${uid}`);
+  return row.id;
 }
 
 /** Makes the caller's active token expire now, as time would (the row only; Dexcom is told separately). */

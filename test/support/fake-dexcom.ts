@@ -334,6 +334,16 @@ export class FakeDexcom {
   }
 }
 
+/** What egvSeries's readings share: a steady trend, in mg/dL, from a G7 read by the iOS app. */
+export const G7_IOS_READING = {
+  trend: "flat",
+  trendRate: 0.1,
+  unit: "mg/dL",
+  rateUnit: "mg/dL/min",
+  displayDevice: "iOS",
+  transmitterGeneration: "g7",
+} as const;
+
 /** Realistic EGV records every 5 minutes from `start`, mg/dL, a G7 read by the iOS app. */
 export function egvSeries(
   start: Date,
@@ -357,12 +367,7 @@ export function egvSeries(
       transmitterTicks: firstTicks + i * 300,
       value: reading,
       status: reading === null ? "unknown" : reading < 40 ? "low" : reading > 400 ? "high" : "ok",
-      trend: "flat",
-      trendRate: 0.1,
-      unit: "mg/dL",
-      rateUnit: "mg/dL/min",
-      displayDevice: "iOS",
-      transmitterGeneration: "g7",
+      ...G7_IOS_READING,
     });
   }
   return records;
