@@ -2,8 +2,10 @@ import type { Queryable } from "./database.ts";
 
 // What a new Supabase database already has before any migration runs: the API roles, the auth and
 // extensions schemas, and default privileges that grant the API roles everything new in public.
-// Plain Postgres (tests) and PGlite (`npm start`) get it first so that migrations meet the same
-// world as on Supabase, including the generous defaults they have to lock down.
+// The migrations do not need it (they create the API roles where missing, so `supabase db push`
+// works on any plain PostgreSQL); PGlite (`npm start`) and the tests' databases get it first so
+// that migrations meet the same world as on Supabase, including the generous defaults they have
+// to lock down, and the tests prove they do.
 // Idempotent: roles are cluster-wide and may already exist.
 
 export const supabaseBootstrapSql = `
