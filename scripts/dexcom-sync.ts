@@ -1,4 +1,7 @@
+import { loadEnvFile } from "../shared/local/env-file.ts";
 import { runDexcomSync } from "../shared/tools/dexcom-sync-command.ts";
+
+await loadEnvFile("dexcom:sync failed");
 
 const encoder = new TextEncoder();
 const progress = {

@@ -1,4 +1,7 @@
+import { loadEnvFile } from "../shared/local/env-file.ts";
 import { runKeysRotate } from "../shared/tools/keys-rotate-command.ts";
+
+await loadEnvFile("keys:rotate failed");
 
 const encoder = new TextEncoder();
 const progress = {

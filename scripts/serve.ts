@@ -1,6 +1,9 @@
 // `npm run serve`: every function at http://127.0.0.1:${PORT:-54321}/functions/v1/<name>.
 import { buildLocalServer, ConfigError } from "../shared/app/server.ts";
 import { describeTarget } from "../shared/db/open.ts";
+import { loadEnvFile } from "../shared/local/env-file.ts";
+
+await loadEnvFile("serve");
 
 let server;
 try {

@@ -1,6 +1,7 @@
 // `npm start`: the whole backend offline: embedded Postgres (or DATABASE_URL), migrations, the
 // Firebase Auth emulator, and every function at http://127.0.0.1:54321/functions/v1/<name>.
 import { describeTarget } from "../shared/db/open.ts";
+import { loadEnvFile } from "../shared/local/env-file.ts";
 import { LocalStackError, StoppedWhileStarting } from "../shared/local/errors.ts";
 import { HOST, startLocalStack } from "../shared/local/stack.ts";
 
@@ -33,6 +34,7 @@ const fail = (error: unknown): never => {
   Deno.exit(1);
 };
 
+await loadEnvFile("npm start");
 const stack = await startLocalStack(Deno.env.toObject(), starting.signal).catch(fail);
 const http = Deno.serve({ hostname: HOST, port: stack.port, onListen: () => {} }, stack.handler);
 let stopping: Promise<void> | undefined;
