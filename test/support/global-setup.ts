@@ -1,14 +1,25 @@
+import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import postgres from "postgres";
 import type { TestProject } from "vitest/node";
 import { connectPostgres } from "../../shared/db/postgres.ts";
 import { supabaseBootstrapSql } from "../../shared/db/supabase-bootstrap.ts";
 import { applyMigrations, readMigrations } from "../../shared/db/migrations.ts";
+import { dropRunDatabases } from "./databases.ts";
 import { postgresProblem } from "./postgres-preflight.ts";
+import { killRunProcesses } from "./processes.ts";
 import { ADMIN_URL, ADMIN_URL_FROM_VARIABLE, databaseUrl } from "./postgres-urls.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
     templateDatabase: string;
+    /** Lowercase letters and digits; in the name of every database and process of this run. */
+    testRunId: string;
+    /** A temporary directory of this run's own (data directories...), removed at its end. */
+    testRunDir: string;
   }
 }
 
@@ -39,8 +50,29 @@ export default async function setup(project: TestProject) {
     await db.close();
   }
   project.provide("templateDatabase", template);
+
+  // Whatever a test leaves behind, failed or timed out (an `npm start`, a database, a data
+  // directory), goes at the end of the run. When vitest exits without its teardown (Ctrl-C), the
+  // processes and the directory still go, synchronously, on exit; the databases cannot.
+  const runId = randomBytes(4).toString("hex");
+  const runDir = await mkdtemp(join(tmpdir(), `dms-test-${runId}-`));
+  project.provide("testRunId", runId);
+  project.provide("testRunDir", runDir);
+  const onExit = () => {
+    killRunProcesses(runId);
+    rmSync(runDir, { recursive: true, force: true });
+  };
+  process.on("exit", onExit);
+
   return async () => {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${template} WITH (FORCE)`);
-    await admin.end();
+    try {
+      killRunProcesses(runId); // first: they may hold the databases and the directory
+      process.off("exit", onExit);
+      await dropRunDatabases(runId);
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${template} WITH (FORCE)`);
+    } finally {
+      await admin.end();
+      await rm(runDir, { recursive: true, force: true });
+    }
   };
 }

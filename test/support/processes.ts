@@ -17,6 +17,38 @@ export function processesWithEnv(variable: string, value: string): ProcessInfo[]
   return allProcesses().filter((info) => read(`/proc/${info.pid}/environ`).split("\0").includes(wanted));
 }
 
+/**
+ * Set by cleanEnv (./run.ts) on every command a test starts, to the id of the test run; inherited
+ * by whatever those commands start in turn (npm, Deno, the Auth emulator). It is how the end of the
+ * run finds what a failed or timed-out test left running, wherever it now hangs in the process tree.
+ */
+export const RUN_VARIABLE = "DMS_TEST_RUN";
+
+/**
+ * SIGKILLs every live process whose environment has DMS_TEST_RUN=`runId`, never this process, and
+ * returns their pids. Synchronous, so that it can run in a process's "exit" handler. Another run's
+ * processes (another id) are left alone: runs may go on side by side.
+ */
+export function killRunProcesses(runId: string): number[] {
+  const killed = new Set<number>();
+  // A process may start another between the listing and the kill, and one killed stays listed
+  // until the kernel has taken it down: list again until none is left (a few rounds at most).
+  for (let round = 0; round < 100; round++) {
+    const found = processesWithEnv(RUN_VARIABLE, runId).filter(({ pid }) => pid !== process.pid);
+    if (found.length === 0) break;
+    for (const { pid } of found) {
+      try {
+        process.kill(pid, "SIGKILL");
+        killed.add(pid);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20); // a synchronous pause
+  }
+  return [...killed];
+}
+
 /** The environment of process `pid`; empty when it is gone. */
 export function environmentOf(pid: number): Record<string, string> {
   const entries = read(`/proc/${pid}/environ`).split("\0").filter(Boolean);
