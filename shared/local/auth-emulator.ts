@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalStackError } from "./errors.ts";
 import { freePort } from "./ports.ts";
@@ -21,11 +21,15 @@ export interface AuthEmulatorOptions {
   host: string;
   port: number;
   projectId: string;
-  /** Accounts are imported from here at start and exported here at stop, so sign-ins survive restarts. */
+  /**
+   * Accounts are imported from here at start and exported here at stop, so sign-ins survive
+   * restarts. A relative path is taken from our working directory (the repository, under npm).
+   */
   accountsDir: string;
   /**
    * The CLI's working directory (its firebase.json and firebase-debug.log), made if missing and
    * reused by the next start: a fixed place, so a stack killed hard leaves nothing to collect.
+   * A relative path is taken from our working directory.
    */
   workDir: string;
 }
@@ -34,10 +38,24 @@ export interface AuthEmulatorOptions {
  * The Firebase Auth emulator of the firebase-tools package, started and stopped with the stack. It
  * never outlives this process: it runs with exit-with-parent.cjs preloaded and a pipe from us on its
  * stdin, so it shuts down cleanly (accounts exported) once we are gone, even killed with SIGKILL.
+ *
+ * It stays in our process group, so that a SIGKILL to the group ends it with us. A Ctrl-C or a
+ * SIGTERM to the group thus reaches it as well as us: the first such signal starts its clean
+ * shutdown, and exit-with-parent.cjs keeps the later ones (our `stop()`'s SIGINT among them) from
+ * the CLI, which would take a second signal for "exit now" and cut its export short.
  */
 export async function startAuthEmulator(options: AuthEmulatorOptions, signal?: AbortSignal): Promise<AuthEmulator> {
-  const { host, port, projectId, accountsDir, workDir } = options;
-  await mkdir(workDir, { recursive: true });
+  const { host, port, projectId } = options;
+  // The CLI runs in workDir: a relative path would mean another place to it than to us.
+  const accountsDir = resolve(options.accountsDir);
+  const workDir = resolve(options.workDir);
+  // The CLI's export at exit finds its own hub by a file named after the project in the temporary
+  // directory: shared by every emulator of that project on the machine, it would lead the export to
+  // another stack's hub (or to none). A temporary directory of its own, and no file left there by
+  // an emulator killed hard (a recycled pid would make the hub keep it).
+  const tmpDir = join(workDir, "tmp");
+  await mkdir(tmpDir, { recursive: true });
+  await rm(join(tmpDir, `hub-${projectId}.json`), { force: true });
   // The CLI also reserves a hub and a logging port; free ones keep two stacks from colliding.
   await writeFile(join(workDir, "firebase.json"), JSON.stringify({
     emulators: {
@@ -63,7 +81,7 @@ export async function startAuthEmulator(options: AuthEmulatorOptions, signal?: A
   ], {
     cwd: workDir,
     stdio: ["pipe", "pipe", "pipe"], // stdin: the pipe whose end tells it that we are gone
-    env: { ...process.env, CI: "true" },
+    env: { ...process.env, CI: "true", TMPDIR: tmpDir },
   });
   let output = "";
   child.stdout!.on("data", (chunk) => (output = (output + chunk).slice(-4000)));

@@ -4,10 +4,30 @@
 // pipe when the last process holding its other end ends, however it ends (SIGKILL, OOM). So at the
 // end of stdin this process interrupts itself: SIGINT is the Firebase CLI's own clean shutdown,
 // which exports the emulator's accounts. If that hangs, it exits anyway after GRACE_MS.
+//
+// It also lets only the first shutdown signal through to the CLI. The CLI takes its first SIGINT,
+// SIGTERM, SIGHUP or SIGQUIT for "shut down cleanly" (export, then exit) and a second one for "exit
+// now", export or not; yet a stop sends it more than one: a Ctrl-C or a SIGTERM to the process
+// group reaches it directly, and then again from our parent, which stops the functions first and
+// the emulator after them. Later signals are dropped; GRACE_MS after the first, it exits anyway.
 // Plain CommonJS, not TypeScript: Node 20 runs it as it is.
 "use strict";
 
 const GRACE_MS = 15_000;
+const SHUTDOWN_SIGNALS = new Set(["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"]);
+
+// Node delivers a signal by emitting it on `process`, to the listeners the CLI adds later; a signal
+// with no listener yet (the CLI still loading) keeps its default action, untouched by this.
+let signalled = false;
+const emit = process.emit;
+process.emit = function (event, ...args) {
+  if (SHUTDOWN_SIGNALS.has(event)) {
+    if (signalled) return false;
+    signalled = true;
+    setTimeout(() => process.exit(1), GRACE_MS).unref();
+  }
+  return emit.call(this, event, ...args);
+};
 
 let leaving = false;
 function leave() {
