@@ -1,7 +1,7 @@
 // The one place that talks to Dexcom's API: base URL, form encoding, the 10 s deadline, what each
 // answer means, and counting calls. Everything else sees typed results or the errors below.
 import { z } from "zod";
-import { parseInstant } from "./iso-time.ts";
+import { parseDexcomTime } from "./iso-time.ts";
 
 /** Dexcom's answer could not be had or used: down, slow, 5xx, not JSON, an unexpected status. Transient. */
 export class DexcomUnavailable extends Error {
@@ -76,8 +76,7 @@ export interface DataRange {
 }
 
 function readTime(text: string | undefined): Date | null {
-  if (text === undefined) return null;
-  return parseInstant(text) ?? parseInstant(`${text}:00`);
+  return text === undefined ? null : parseDexcomTime(text);
 }
 
 export type DexcomCall = "token" | "dataRange" | "egvs";

@@ -66,3 +66,32 @@ export function dexcomTime(date: Date): string {
   }
   return date.toISOString().slice(0, 19);
 }
+
+// An offset with seconds (+01:00:00, seen in Dexcom's data), which parseInstant does not take.
+const OFFSET_WITH_SECONDS = /([+-])(\d{2}):?(\d{2}):(\d{2})$/;
+// A time of day must be there: a bare date would put a reading at midnight.
+const HAS_TIME = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}/;
+
+/**
+ * A time as Dexcom's data carry it (systemTime, dataRange bounds), read leniently: no offset means
+ * UTC, seconds may be missing, an offset may carry seconds (+01:00:00). A time of day is required
+ * and the year must be 0001-9999; otherwise null.
+ */
+export function parseDexcomTime(raw: string): Date | null {
+  const textTime = raw.trim();
+  if (textTime.length > 64 || !HAS_TIME.test(textTime)) return null;
+  let at: Date | null;
+  const offset = OFFSET_WITH_SECONDS.exec(textTime);
+  if (offset) {
+    const seconds = Number(offset[4]);
+    if (seconds > 59) return null;
+    // Parse with the offset's hours and minutes, then take its seconds off as well.
+    at = parseInstant(`${textTime.slice(0, offset.index)}${offset[1]}${offset[2]}:${offset[3]}`);
+    if (at !== null) at = new Date(at.getTime() - (offset[1] === "-" ? -1 : 1) * seconds * 1000);
+  } else {
+    at = parseInstant(textTime);
+  }
+  if (at === null) return null;
+  const year = at.getUTCFullYear();
+  return year >= 1 && year <= 9999 ? at : null;
+}

@@ -41,6 +41,11 @@ export class DexcomTokenUnreadable extends Error {
   override name = "DexcomTokenUnreadable";
 }
 
+/** Why a connection without an active token cannot be used: a refused refresh needs a new connection. */
+export function notConnected(connection: Connection): DexcomNotConnected | DexcomReauthorizationRequired {
+  return connection.lastRevokedReason === "refresh_rejected" ? new DexcomReauthorizationRequired() : new DexcomNotConnected();
+}
+
 export interface TokenRequest {
   requestId: string;
   /** When the whole request must be done with Dexcom (ms since the epoch); waits and calls end by then. */
@@ -94,11 +99,7 @@ export function createTokenService(options: TokenServiceOptions) {
     for (;;) {
       if (connection === null) throw new DexcomNotConnected();
       const token = connection.token;
-      if (token === null) {
-        throw connection.lastRevokedReason === "refresh_rejected"
-          ? new DexcomReauthorizationRequired()
-          : new DexcomNotConnected();
-      }
+      if (token === null) throw notConnected(connection);
       if (token.fresh && token.id !== rejectedTokenId) {
         return { tokenId: token.id, accessToken: await readable(connection.userId, token.id, token.accessTokenEncrypted, request) };
       }

@@ -5,7 +5,7 @@
 // record, an odd field becomes null, and only a record that cannot be placed at all (no identity,
 // no time) is left out and counted.
 import type { Queryable } from "../db/database.ts";
-import { parseInstant } from "../dexcom/iso-time.ts";
+import { parseDexcomTime } from "../dexcom/iso-time.ts";
 
 /**
  * One reading as dms.store_glucose_readings takes it: an object with the table's column names
@@ -90,7 +90,7 @@ function readingRow(record: unknown): ReadingRow | null {
   const recordId = text(field("recordId"));
   if (recordId === null || recordId.length === 0) return null;
   const systemTime = field("systemTime");
-  const at = typeof systemTime === "string" ? readTime(systemTime) : null;
+  const at = typeof systemTime === "string" ? parseDexcomTime(systemTime) : null;
   if (at === null) return null;
 
   const value = field("value");
@@ -126,31 +126,6 @@ const UNSTORABLE = /[\u0000\p{Cs}]/u;
 function storable(value: unknown): string | null {
   if (typeof value !== "string") return null;
   return UNSTORABLE.test(value) ? null : value;
-}
-
-// An offset with seconds (+01:00:00, seen in Dexcom's data), which parseInstant does not take.
-const OFFSET_WITH_SECONDS = /([+-])(\d{2}):?(\d{2}):(\d{2})$/;
-// A time of day must be there: a bare date would put a reading at midnight.
-const HAS_TIME = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}/;
-
-/** systemTime as an instant, or null when it cannot be read (see readingRows). */
-function readTime(raw: string): Date | null {
-  const textTime = raw.trim();
-  if (textTime.length > 64 || !HAS_TIME.test(textTime)) return null;
-  let at: Date | null;
-  const offset = OFFSET_WITH_SECONDS.exec(textTime);
-  if (offset) {
-    const seconds = Number(offset[4]);
-    if (seconds > 59) return null;
-    // Parse with the offset's hours and minutes, then take its seconds off as well.
-    at = parseInstant(`${textTime.slice(0, offset.index)}${offset[1]}${offset[2]}:${offset[3]}`);
-    if (at !== null) at = new Date(at.getTime() - (offset[1] === "-" ? -1 : 1) * seconds * 1000);
-  } else {
-    at = parseInstant(textTime);
-  }
-  if (at === null) return null;
-  const year = at.getUTCFullYear();
-  return year >= 1 && year <= 9999 ? at : null;
 }
 
 /**

@@ -3,7 +3,7 @@ import type { FirebaseVerifier } from "../auth/firebase-verifier.ts";
 import type { Database } from "../db/database.ts";
 import { dexcomHttpError, notConfigured } from "../dexcom/http-errors.ts";
 import { DEXCOM_REQUEST_BUDGET_MS, type DexcomServices } from "../dexcom/services.ts";
-import { DexcomNotConnected, DexcomReauthorizationRequired } from "../dexcom/token-service.ts";
+import { notConnected } from "../dexcom/token-service.ts";
 import { connectionByUid } from "../dexcom/token-store.ts";
 import { createFunction, type RequestContext } from "../http/app.ts";
 import { authenticate } from "../http/auth.ts";
@@ -48,9 +48,7 @@ export function dexcomSyncFunction(deps: DexcomSyncDependencies): (request: Requ
     if (connection === null) throw userNotFound();
     if (!connection.isActive) throw userInactive();
     try {
-      if (connection.token === null) {
-        throw connection.lastRevokedReason === "refresh_rejected" ? new DexcomReauthorizationRequired() : new DexcomNotConnected();
-      }
+      if (connection.token === null) throw notConnected(connection);
       const result = await dexcom.sync.syncUser(connection, {
         requestId: context.requestId,
         deadline: Date.now() + DEXCOM_REQUEST_BUDGET_MS,

@@ -5,6 +5,11 @@ import type { RequestContext } from "./app.ts";
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
 
+/** The credential of an `Authorization: Bearer <credential>` header (scheme in any case), or null. */
+export function bearerCredential(header: string | null): string | null {
+  return header === null ? null : BEARER.exec(header)?.[1] ?? null;
+}
+
 /** The Firebase user behind `Authorization: Bearer <ID token>`, or a 401 with the contract's code. */
 export async function authenticate(
   context: RequestContext,
@@ -15,13 +20,13 @@ export async function authenticate(
   if (header === null || header.trim() === "") {
     throw unauthorized("missing_token", "Sign in: the Authorization header with a Firebase ID token is missing.");
   }
-  const match = BEARER.exec(header);
-  if (match === null) {
+  const credential = bearerCredential(header);
+  if (credential === null) {
     logger.warn("auth_failed", { request_id: context.requestId, reason: "not_a_bearer_token" });
     throw unauthorized("invalid_token", "The Authorization header must be `Bearer <Firebase ID token>`.");
   }
   try {
-    const user = await verifier.verify(match[1]!);
+    const user = await verifier.verify(credential);
     context.setUser(user.uid);
     return user;
   } catch (error) {

@@ -1,10 +1,10 @@
 // A shared secret sent as `Authorization: Bearer <secret>` (a scheduler's call), compared in
 // constant time: the SHA-256 of each side, so neither the length nor a common prefix shows in the
 // time the comparison takes.
-const BEARER = /^Bearer +([^\s]+) *$/i;
+import { bearerCredential } from "./auth.ts";
 
 export async function bearerMatches(request: Request, secret: string): Promise<boolean> {
-  const given = BEARER.exec(request.headers.get("authorization") ?? "")?.[1] ?? "";
+  const given = bearerCredential(request.headers.get("authorization")) ?? "";
   const [a, b] = await Promise.all([digest(given), digest(secret)]);
   let difference = 0;
   for (let i = 0; i < a.length; i++) difference |= a[i]! ^ b[i]!;
