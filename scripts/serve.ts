@@ -2,6 +2,7 @@
 import { buildLocalServer, ConfigError } from "../shared/app/server.ts";
 import { describeTarget } from "../shared/db/open.ts";
 import { loadEnvFile } from "../shared/local/env-file.ts";
+import { SERVING } from "../shared/local/reloader.ts";
 
 await loadEnvFile("serve");
 
@@ -18,7 +19,7 @@ const http = Deno.serve({
   hostname: "127.0.0.1",
   port: deps.config.port,
   onListen: ({ hostname, port }) => {
-    console.error(`serving the functions on ${describeTarget(deps.config.database)}:`);
+    console.error(`${SERVING} ${describeTarget(deps.config.database)}:`);
     for (const line of banner(`http://${hostname}:${port}`)) console.error(line);
   },
 }, handler);
@@ -35,3 +36,10 @@ const stop = () => {
 };
 Deno.addSignalListener("SIGINT", stop);
 Deno.addSignalListener("SIGTERM", stop);
+
+// `npm start -- --watch` runs us as its functions process (and sets this): we must not outlive it,
+// even when it is killed hard and cannot stop us. Deno.ppid is read afresh on each call.
+if (Deno.env.get("DMS_STOP_WITH_PARENT") === "1") {
+  const parent = Deno.ppid;
+  Deno.unrefTimer(setInterval(() => Deno.ppid !== parent && stop(), 500));
+}

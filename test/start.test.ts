@@ -10,12 +10,12 @@ import { assertPortFree, freePort } from "../shared/local/ports.ts";
 import { emptyPostgres, migratedPglite } from "./support/databases.ts";
 import { closedPort, hangingUpServer, silentServer } from "./support/fake-postgres.ts";
 import { childrenOf, eventually, processesWithEnv } from "./support/processes.ts";
-import { cleanEnv, npmRun, type RunResult } from "./support/run.ts";
+import { cleanEnv, npmRun, run, type RunResult } from "./support/run.ts";
 import { schemaSnapshot } from "./support/schema-snapshot.ts";
 import { type ServeProcess, startServe } from "./support/serve-process.ts";
 import { startTcpProxy } from "./support/tcp-proxy.ts";
 import { ADMIN_URL } from "./support/postgres-urls.ts";
-import { REPO_ROOT } from "./support/supabase-cli.ts";
+import { REPO_ROOT, supabase } from "./support/supabase-cli.ts";
 
 const READY = /DMS backend ready in/;
 let dataRoot: string;
@@ -121,10 +121,13 @@ describe("npm start", () => {
   // data directory taken.
   afterEach(() => killLeftovers(dataDir));
 
-  it("serves every function on a fresh embedded database, with sign-in from the emulator", async () => {
-    const server = await start(dataDir);
+  it("serves every function on a fresh embedded database, with sign-in from the emulator, and the database to psql", async () => {
+    const dbPort = await freePort();
+    const server = await start(dataDir, { DMS_DB_PORT: String(dbPort) });
     try {
       expect(server.output()).toContain("ENCRYPTION_KEY is not set: using the development key");
+      // Its emulator is not at the default address: the hint says where, so it works as printed.
+      expect(server.output()).toContain(`get an ID token: FIREBASE_AUTH_EMULATOR_HOST=${emulatorHost} npm run dev:token -- you@example.com`);
       const health = await call(server, "health", null);
       expect(health.status).toBe(200);
       expect(health.body.schema_version).toBe((await readMigrations()).at(-1)!.version);
@@ -139,6 +142,19 @@ describe("npm start", () => {
       });
       expect(stored_.status).toBe(201);
       stored = { userId: user.body.user.id, tokenId: stored_.body.token.id };
+
+      // The embedded database is open to Postgres clients while the stack runs: psql reads the
+      // row the API wrote, and the Supabase CLI finds every migration applied.
+      const url = `postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres`;
+      expect(server.output()).toContain(`database open to Postgres clients (psql, pg_dump, supabase --db-url) at ${url}`);
+      const row = await run("psql", [url, "-X", "-At", "-c", `SELECT email FROM users WHERE id = ${Number(user.body.user.id)}`], {});
+      expect(row).toEqual({ code: 0, stdout: "person@example.com\n", stderr: "" });
+      // The CLI asks for TLS on any port but 54322, the one it knows as local: ours has none.
+      const listed = await supabase("migration", "list", "--db-url", `${url}?sslmode=disable`);
+      expect(listed.code, listed.output).toBe(0);
+      const applied = [...listed.output.matchAll(/`(\d{14})`\s*\|\s*`(\d{14})`/g)].map((m) => [m[1], m[2]]);
+      const versions = (await readMigrations()).map((m) => m.version);
+      expect(applied).toEqual(versions.map((v) => [v, v]));
 
       // Two processes on one PGlite directory would corrupt it: other commands are refused.
       const check = await npmRun("db:check", [], { DMS_DATA_DIR: dataDir });
@@ -302,6 +318,7 @@ describe("npm start refuses, in one line", () => {
       DMS_DATA_DIR: dataDir,
       FIREBASE_AUTH_EMULATOR_HOST: emulatorHost,
       PORT: String(port ?? await freePort()),
+      DMS_DB_PORT: String(await freePort()),
       ...env,
     }, 60_000);
     expect(result.code).toBe(1);
@@ -321,6 +338,26 @@ describe("npm start refuses, in one line", () => {
     } finally {
       busy.close();
     }
+  });
+
+  it("a database port already in use, before starting anything", async () => {
+    const busy: Server = createServer();
+    const port = await new Promise<number>((resolve) =>
+      busy.listen(0, "127.0.0.1", () => resolve((busy.address() as { port: number }).port))
+    );
+    try {
+      const line = await refusal({ DMS_DB_PORT: String(port) });
+      expect(line).toBe(
+        `npm start: 127.0.0.1:${port} is already in use, so the embedded database's server cannot start (another npm start or supabase start?); set DMS_DB_PORT to use another port`,
+      );
+    } finally {
+      busy.close();
+    }
+    await expectNothingLeft(join(dataRoot, "none"));
+  });
+
+  it("a database port that is not a port", async () => {
+    expect(await refusal({ DMS_DB_PORT: "5432x" })).toBe("npm start: DMS_DB_PORT is not a port number");
   });
 
   it("a data directory that cannot be written", async () => {

@@ -58,11 +58,20 @@ const optional = <T extends z.ZodType>(schema: T) =>
 const integer = (min: number, max: number, error: string) =>
   z.string().trim().regex(/^\d{1,9}$/, error).transform(Number).pipe(z.number().min(min, error).max(max, error));
 
-const port = optional(integer(1, 65_535, "is not a port number").default(54_321));
+const portOr = (fallback: number) => optional(integer(1, 65_535, "is not a port number").default(fallback));
+const port = portOr(54_321);
+// The port `supabase start` gives its database, so tools configured for it work on ours.
+const dbPort = portOr(54_322);
 
 /** PORT, or null when it is set to something that is not a port number. */
 export function portFrom(env: Record<string, string | undefined>): number | null {
   const parsed = port.safeParse(env.PORT);
+  return parsed.success ? parsed.data : null;
+}
+
+/** DMS_DB_PORT (where `npm start` serves the embedded database), or null when it is not a port number. */
+export function dbPortFrom(env: Record<string, string | undefined>): number | null {
+  const parsed = dbPort.safeParse(env.DMS_DB_PORT);
   return parsed.success ? parsed.data : null;
 }
 

@@ -30,8 +30,13 @@ export async function buildLocalServer(
   return {
     deps,
     handler: createGateway(functions, deps),
-    banner: (origin) => Object.keys(FUNCTIONS).map((name) => `  ${origin}/functions/v1/${name}`),
+    banner: functionUrls,
   };
+}
+
+/** Where each function is served from `origin`, a line each, indented for a banner. */
+export function functionUrls(origin: string): string[] {
+  return Object.keys(FUNCTIONS).map((name) => `  ${origin}/functions/v1/${name}`);
 }
 
 export { ConfigError };

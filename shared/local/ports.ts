@@ -5,16 +5,18 @@ import { LocalStackError } from "./errors.ts";
 export function assertPortFree(host: string, port: number, what: string, variable: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
-    probe.once("error", (error: NodeJS.ErrnoException) =>
-      reject(
-        new LocalStackError(
-          error.code === "EADDRINUSE"
-            ? `${host}:${port} is already in use, so ${what} cannot start (another npm start or supabase start?); set ${variable} to use another port`
-            : `${what} cannot listen on ${host}:${port} (${error.code ?? error.message})`,
-        ),
-      ));
+    probe.once("error", (error: NodeJS.ErrnoException) => reject(cannotListen(error, host, port, what, variable)));
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
+}
+
+/** The one line for a listen that failed: a port taken names the variable that moves it. */
+export function cannotListen(error: NodeJS.ErrnoException, host: string, port: number, what: string, variable: string): LocalStackError {
+  return new LocalStackError(
+    error.code === "EADDRINUSE"
+      ? `${host}:${port} is already in use, so ${what} cannot start (another npm start or supabase start?); set ${variable} to use another port`
+      : `${what} cannot listen on ${host}:${port} (${error.code ?? error.message})`,
+  );
 }
 
 /** A port nobody listens on right now. */

@@ -1,15 +1,17 @@
 import { join } from "node:path";
 import { ConfigError } from "../app/config.ts";
-import { portFrom } from "../app/config.ts";
-import { buildLocalServer, type LocalServer } from "../app/server.ts";
+import { dbPortFrom, portFrom } from "../app/config.ts";
+import { buildLocalServer, functionUrls } from "../app/server.ts";
 import { describeConnectionError } from "../db/connection-error.ts";
 import { lockDataDir } from "../db/data-dir-lock.ts";
 import type { Database } from "../db/database.ts";
 import { applyMigrationsAtomically, MigrationError, readMigrations } from "../db/migrations.ts";
 import { dataDirFrom, DatabaseConfigError, databaseTarget, describeTarget, type DatabaseTarget, openDatabase } from "../db/open.ts";
+import { openPglite, type PgliteDatabase } from "../db/pglite.ts";
 import { bootstrapUnlessSupabase } from "../db/supabase-bootstrap.ts";
 import { type AuthEmulator, startAuthEmulator } from "./auth-emulator.ts";
 import { devEncryptionKey, ensureWritableDir } from "./data-dir.ts";
+import { DATABASE_SERVER_NAME, type DatabaseServer, serveDatabase } from "./db-server.ts";
 import { LocalStackError, StoppedWhileStarting } from "./errors.ts";
 import { assertPortFree } from "./ports.ts";
 
@@ -33,9 +35,22 @@ export const START_LOCK_FILE = "dms-start.lock";
 const CHECK_CLIENT_SQL =
   "SELECT set_config(name, '1000', false) FROM pg_settings WHERE name = 'client_connection_check_interval'";
 
-export interface LocalStack extends LocalServer {
+/** How the functions are served: in this process (the default), or reloaded on change. */
+export type ServeFunctions = (env: Record<string, string | undefined>) => Promise<ServedFunctions>;
+
+export interface ServedFunctions {
+  handler: (request: Request) => Promise<Response>;
+  close(): Promise<void>;
+}
+
+export interface LocalStack extends ServedFunctions {
+  /** Lines telling a person where everything is. */
+  banner(origin: string): string[];
+  projectId: string;
   port: number;
   database: DatabaseTarget;
+  /** Where Postgres clients reach the embedded database; undefined for a DATABASE_URL. */
+  databaseUrl?: string;
   /** The emulator takes seconds to start; the functions can serve before it is ready. */
   emulator: Promise<AuthEmulator>;
   /** Lines for the person who ran `npm start`: warnings first. */
@@ -55,13 +70,19 @@ export interface LocalStack extends LocalServer {
  * released, and it rejects with StoppedWhileStarting. Migrations waiting on a server are abandoned
  * at once: they are one transaction, which the server rolls back when the connection goes.
  */
-export async function startLocalStack(env: Record<string, string | undefined>, signal?: AbortSignal): Promise<LocalStack> {
+export async function startLocalStack(
+  env: Record<string, string | undefined>,
+  signal?: AbortSignal,
+  serveFunctions: ServeFunctions = inThisProcess,
+): Promise<LocalStack> {
   const database = target(env);
   const port = portFrom(env);
+  const dbPort = dbPortFrom(env);
   const dataDir = dataDirFrom(env);
   const projectId = env.FIREBASE_PROJECT_ID?.trim() || DEFAULT_PROJECT_ID;
   const [emulatorHost, emulatorPort] = hostAndPort(env.FIREBASE_AUTH_EMULATOR_HOST?.trim() || DEFAULT_EMULATOR_HOST);
   if (port === null) throw new LocalStackError("PORT is not a port number");
+  if (dbPort === null) throw new LocalStackError("DMS_DB_PORT is not a port number");
   await ensureWritableDir(dataDir);
   const unlock = await lockForStart(dataDir);
   let stack: LocalStack;
@@ -69,8 +90,9 @@ export async function startLocalStack(env: Record<string, string | undefined>, s
     stoppedYet(signal);
     await assertPortFree(HOST, port, "the functions server", "PORT");
     await assertPortFree(emulatorHost, emulatorPort, "the Firebase Auth emulator", "FIREBASE_AUTH_EMULATOR_HOST");
+    if (database.kind === "embedded") await assertPortFree(HOST, dbPort, DATABASE_SERVER_NAME, "DMS_DB_PORT");
     stoppedYet(signal);
-    stack = await startHolding(env, { database, port, dataDir, projectId, emulatorHost, emulatorPort }, signal);
+    stack = await startHolding(env, { database, port, dbPort, dataDir, projectId, emulatorHost, emulatorPort, serveFunctions }, signal);
   } catch (error) {
     await unlock();
     throw error;
@@ -90,14 +112,16 @@ export async function startLocalStack(env: Record<string, string | undefined>, s
 interface Settings {
   database: DatabaseTarget;
   port: number;
+  dbPort: number;
   dataDir: string;
   projectId: string;
   emulatorHost: string;
   emulatorPort: number;
+  serveFunctions: ServeFunctions;
 }
 
 async function startHolding(env: Record<string, string | undefined>, settings: Settings, signal?: AbortSignal): Promise<LocalStack> {
-  const { database, port, dataDir, projectId, emulatorHost, emulatorPort } = settings;
+  const { database, port, dbPort, dataDir, projectId, emulatorHost, emulatorPort, serveFunctions } = settings;
   // The emulator starts while the database opens and migrates.
   const starting = new AbortController();
   const emulator = startAuthEmulator(
@@ -115,14 +139,21 @@ async function startHolding(env: Record<string, string | undefined>, settings: S
     starting.abort();
     await (await emulator.catch(() => null))?.stop();
   };
-  // The embedded database is opened once and served as it is; a server's is migrated over a
-  // connection of its own and then served by the pool the functions build, with their deadlines.
-  let db: Database | undefined;
+  // The embedded database is opened once, migrated, and served over the Postgres protocol; a
+  // server's is migrated over a connection of its own. Either way the functions then reach it
+  // through the pool they build, with their deadlines, as deployed functions reach theirs.
+  let embedded: PgliteDatabase | undefined;
+  let dbServer: DatabaseServer | undefined;
+  const closeDatabase = async () => {
+    await dbServer?.stop();
+    await embedded?.close();
+  };
   try {
-    db = await openMigrated(database, signal);
+    embedded = await openMigrated(database, signal);
     stoppedYet(signal);
+    if (embedded) dbServer = await serveDatabase(embedded.pglite, HOST, dbPort);
   } catch (error) {
-    await Promise.allSettled([db?.close(), stopEmulator()]);
+    await Promise.allSettled([closeDatabase(), stopEmulator()]);
     throw error;
   }
   try {
@@ -136,32 +167,38 @@ async function startHolding(env: Record<string, string | undefined>, settings: S
           "for development only, never for real tokens",
       );
     }
-    const server = await buildLocalServer(
-      {
-        ...env,
-        FIREBASE_PROJECT_ID: projectId,
-        FIREBASE_AUTH_EMULATOR_HOST: `${emulatorHost}:${emulatorPort}`,
-        ENCRYPTION_KEY: encryptionKey,
-      },
-      undefined,
-      db,
-    );
-    const served = server.deps.db;
+    const functions = await serveFunctions({
+      ...env,
+      FIREBASE_PROJECT_ID: projectId,
+      FIREBASE_AUTH_EMULATOR_HOST: `${emulatorHost}:${emulatorPort}`,
+      ENCRYPTION_KEY: encryptionKey,
+      ...(dbServer ? { DATABASE_URL: dbServer.url } : {}),
+    });
     return {
-      ...server,
+      handler: functions.handler,
+      banner: functionUrls,
+      projectId,
       port,
       database,
+      databaseUrl: dbServer?.url,
       emulator,
       notices,
       close: async () => {
-        await served.close();
+        await functions.close();
+        await closeDatabase();
         await stopEmulator();
       },
     };
   } catch (error) {
-    await Promise.allSettled([db?.close(), stopEmulator()]);
+    await Promise.allSettled([closeDatabase(), stopEmulator()]);
     throw error instanceof ConfigError ? new LocalStackError(error.problems.join("; ")) : error;
   }
+}
+
+/** Every function in this process, sharing one pool: `npm start` without --watch. */
+async function inThisProcess(env: Record<string, string | undefined>): Promise<ServedFunctions> {
+  const server = await buildLocalServer(env);
+  return { handler: server.handler, close: () => server.deps.db.close() };
 }
 
 /** One `npm start` per data directory; the refusal names the one holding it. Released once. */
@@ -206,12 +243,12 @@ function hostAndPort(address: string): [string, number] {
  * database, open; a server's connection is closed again (undefined), so that the functions serve it
  * from their own pool, bounded as deployed functions are.
  */
-async function openMigrated(database: DatabaseTarget, signal?: AbortSignal): Promise<Database | undefined> {
+async function openMigrated(database: DatabaseTarget, signal?: AbortSignal): Promise<PgliteDatabase | undefined> {
   const migrations = await readMigrations();
   try {
     if (database.kind === "embedded") {
       // In this process and seconds long: left to finish when signalled, so its files close cleanly.
-      const db = await openDatabase(database, { create: true });
+      const db = await openPglite(database.dataDir);
       try {
         await applyMigrationsAtomically(db, migrations, bootstrapUnlessSupabase);
         return db;

@@ -23,6 +23,10 @@ export interface StartOptions {
   /** Ready when the output matches this; by default, when /health answers. */
   readyWhen?: RegExp;
   port?: number;
+  /** Where to run it: the repository by default (a copy of it, for a test that edits its files). */
+  cwd?: string;
+  /** After the script's name: `["--watch"]`. */
+  args?: string[];
 }
 
 /**
@@ -44,8 +48,8 @@ export async function startServe(env: Record<string, string>, options: StartOpti
       DMS_DB_PORT: env.DMS_DB_PORT ?? String(await freePort()),
     }
     : {};
-  const child = spawn("npm", ["run", "-s", script], {
-    cwd: REPO_ROOT,
+  const child = spawn("npm", ["run", "-s", script, ...(options.args ? ["--", ...options.args] : [])], {
+    cwd: options.cwd ?? REPO_ROOT,
     env: cleanEnv({ ...env, ...stackPorts, DMS_DATA_DIR: dataDir, PORT: String(port) }),
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
