@@ -11,4 +11,5 @@ export const SHIPPED_MIGRATIONS: readonly string[] = [
   "20261129000001",
   "20261129000002",
   "20261129000003",
+  "20261129000004",
 ];
