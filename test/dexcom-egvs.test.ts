@@ -142,6 +142,22 @@ describe("with Dexcom configured", () => {
       expect(backend.egvsQueries.length).toBe(queries);
     });
 
+    // URLSearchParams.get would take the first of two, a proxy in front perhaps the last.
+    it.each([
+      ["startDate given twice, the same both times", [["startDate", "2026-11-28T10:00:00Z"], ["startDate", "2026-11-28T10:00:00Z"], ["endDate", "2026-11-28T11:00:00Z"]], ["startDate"]],
+      ["endDate given twice", [["startDate", "2026-11-28T10:00:00Z"], ["endDate", "2026-11-28T11:00:00Z"], ["endDate", "2026-11-28T12:00:00Z"]], ["endDate"]],
+      ["both given twice, one name percent-encoded", [["startDate", "2026-11-28T10:00:00Z"], ["endDate", "x"], ["start%44ate", "y"], ["endDate", "z"]], ["startDate", "endDate"]],
+    ] as const)("%s: 400 validation_failed, each named once, and no call to Dexcom", async (name, pairs, paths) => {
+      const { token } = await connectedCaller(backend, `egvs-repeated-${paths.join("-")}-${pairs.length}-uid`);
+      const calls = backend.dexcom.counts.egvs;
+      const path = `?${pairs.map(([key, value]) => `${key}=${encodeURIComponent(value)}`).join("&")}`;
+      const answer = await backend.call("dexcom-egvs", { path, token });
+      answers.push(answer);
+      expectErrorEnvelope(answer, 400, "validation_failed");
+      expect(answer.body.details, name).toEqual(paths.map((field) => ({ path: field, message: "is given more than once" })));
+      expect(backend.dexcom.counts.egvs).toBe(calls);
+    });
+
     it("exactly 30 days apart is fine: 200, and Dexcom is asked for those 30 days", async () => {
       const { token } = await connectedCaller(backend, "egvs-30-days-uid");
       const before = backend.egvsQueries.length;

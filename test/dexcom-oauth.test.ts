@@ -63,6 +63,16 @@ async function failedCallback(query: Record<string, string>, reason: string): Pr
   return answer;
 }
 
+/** A callback whose query repeats a parameter (a record cannot); must fail with this reason, as failedCallback. */
+async function repeatedCallback(query: [string, string][], reason: string): Promise<void> {
+  const answer = await backend.call("dexcom-oauth", { path: `/callback?${new URLSearchParams([...query, ...Object.entries(NOISE)])}` });
+  answersSeen.push(answer);
+  expect(answer.status).toBe(302);
+  expect(answer.headers.get("location")).toBe(`${APP}?status=error&reason=${reason}`);
+  expect(answer.headers.get("cache-control")).toBe("no-store");
+  expect(headerText(answer.headers)).not.toContain("evil.example");
+}
+
 /** A callback that must connect. */
 async function connectingCallback(query: Record<string, string>): Promise<void> {
   const answer = await comeBack(query);
@@ -323,6 +333,39 @@ describe("a callback that fails stores nothing and uses the state up", () => {
     const exchanges = backend.dexcom.counts.exchange;
     const before = await snapshot();
     await failedCallback({ state }, "dexcom_error");
+    expect(backend.dexcom.counts.exchange).toBe(exchanges);
+    expect(await snapshot()).toEqual(before);
+    await expectUsedUp(state);
+  });
+
+  // A parameter given twice has no one meaning (the first? the last?); the callback still answers
+  // with a redirect, as for any other bad callback.
+  it("a state given twice: invalid_state, Dexcom never asked, neither state used up", async () => {
+    const token = await registeredCaller(backend, "repeated-state-uid");
+    const [first, second] = [await begin(token), await begin(token)];
+    const code = backend.dexcom.authorize(backend.dexcom.addUser());
+    const exchanges = backend.dexcom.counts.exchange;
+    const before = await snapshot();
+    await repeatedCallback([["code", code], ["state", first], ["state", second]], "invalid_state");
+    await repeatedCallback([["code", code], ["state", first], ["state", first]], "invalid_state");
+    expect(backend.dexcom.counts.exchange).toBe(exchanges);
+    expect(await snapshot()).toEqual(before);
+    // Which of the two was meant cannot be told, so neither is taken.
+    const kept = await db().query("SELECT 1 FROM dexcom_oauth_states WHERE state_hash IN (decode($1, 'hex'), decode($2, 'hex'))", [
+      sha256Hex(first),
+      sha256Hex(second),
+    ]);
+    expect(kept).toHaveLength(2);
+  });
+
+  it.each([["a code", "code"], ["an error", "error"]])("%s given twice: dexcom_error, Dexcom never asked, the state used up", async (_, name) => {
+    const token = await registeredCaller(backend, `repeated-${name}-uid`);
+    const state = await begin(token);
+    const user = backend.dexcom.addUser();
+    const values = name === "code" ? [backend.dexcom.authorize(user), backend.dexcom.authorize(user)] : ["access_denied", "access_denied"];
+    const exchanges = backend.dexcom.counts.exchange;
+    const before = await snapshot();
+    await repeatedCallback([["state", state], [name, values[0]!], [name, values[1]!]], "dexcom_error");
     expect(backend.dexcom.counts.exchange).toBe(exchanges);
     expect(await snapshot()).toEqual(before);
     await expectUsedUp(state);

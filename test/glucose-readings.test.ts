@@ -218,6 +218,29 @@ describe("GET /glucose-readings", () => {
     }
   });
 
+  it("refuses start or end given more than once, naming each (the first would otherwise win silently)", async () => {
+    const { token, userId } = await caller("repeated");
+    await store(userId, [egv(T0, { recordId: "in-first-window" })]);
+    const first = `start=${new Date(T0).toISOString()}&end=${new Date(T0 + HOUR).toISOString()}`;
+    const cases: [string, string[]][] = [
+      [`${first}&start=${new Date(T0 + 1).toISOString()}`, ["start"]],
+      [`${first}&end=${new Date(T0 + 2 * HOUR).toISOString()}`, ["end"]],
+      [`${first}&start=x&%65nd=y`, ["start", "end"]],
+    ];
+    for (const [query, paths] of cases) {
+      const url = `${BASE_URL}/glucose-readings?${query}`;
+      const result = await toResult(await backend.handler(new Request(url, { headers: { authorization: `Bearer ${token}` } })));
+      expect(result.status, query).toBe(400);
+      expect(result.body.error).toBe("validation_failed");
+      expect(result.body.details).toEqual(paths.map((path) => ({ path, message: "is given more than once" })));
+    }
+    // Other parameters are not the endpoint's concern, repeated or not.
+    const url = `${BASE_URL}/glucose-readings?${first}&v=1&v=2`;
+    const ignored = await toResult(await backend.handler(new Request(url, { headers: { authorization: `Bearer ${token}` } })));
+    expect(ignored.status).toBe(200);
+    expect(idsOf(ignored)).toEqual(["in-first-window"]);
+  });
+
   it("answers a window at the calendar's edges instead of failing", async () => {
     const { token } = await caller("edges");
     for (const query of [{ start: "9999-12-31T12:00:00Z" }, { end: "0001-01-01T00:00:00Z" }]) {

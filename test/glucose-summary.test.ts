@@ -2,8 +2,11 @@
 // by make_fixtures.py (Python's statistics and zoneinfo), hold readings, a query and the summary it
 // must give. Each fixture's readings go straight into glucose_readings for a user of their own, on
 // a real Postgres, and the endpoint's answer is compared figure by figure.
+import { execFile } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFirebaseVerifier } from "../shared/auth/firebase-verifier.ts";
 import type { Database } from "../shared/db/database.ts";
@@ -12,6 +15,10 @@ import { glucoseSummaryFunction } from "../shared/glucose/summary-function.ts";
 import { jsonLogger } from "../shared/http/log.ts";
 import { BASE_URL, type CallResult, startTestBackend, type TestBackend, toResult } from "./support/backend.ts";
 import { registeredCaller, setInactive } from "./support/contract-helpers.ts";
+import { REPO_ROOT } from "./support/supabase-cli.ts";
+
+const execFileAsync = promisify(execFile);
+const TIME_ZONE_MODULE = join(REPO_ROOT, "shared/glucose/time-zone.ts");
 
 const FIXTURES = join(import.meta.dirname, "fixtures", "glucose-summary");
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -268,7 +275,14 @@ describe("GET /glucose-summary", () => {
     expect(response.body.details.map((d: { path: string }) => d.path).sort()).toEqual(["end", "start"]);
   });
 
-  it.each(["Mars/Olympus", "UTC+5", "+05:00", "CEST", "", " UTC", "Europe/Berlin ", "x".repeat(100)])(
+  // Only IANA identifiers (UTC, Area/Location): offsets and POSIX rules, which Postgres reads with
+  // the POSIX sign ("+05:00" as UTC-5) and Deno's ICU takes as offsets; abbreviations and legacy
+  // links, which Postgres reads as fixed offsets where ICU reads a place ("CET", "PST").
+  it.each([
+    "Mars/Olympus", "UTC+5", "+05:00", "-03", "+0530", "<+05>-5", "EST5EDT", "EST", "CET", "CEST", "PST",
+    "US/Eastern", "SystemV/EST5", "Etc/Unknown", "Europe/", "Europe//Berlin", "Europe/Berlin/", "", " UTC",
+    "Europe/Berlin ", "x".repeat(100),
+  ])(
     "refuses the zone %j with 400 validation_failed on tz",
     async (tz) => {
       const token = await registeredCaller(backend, `gs-bad-tz-${Buffer.from(tz).toString("hex").slice(0, 40)}`);
@@ -279,22 +293,57 @@ describe("GET /glucose-summary", () => {
     },
   );
 
-  it("reads zone names as ICU resolves them: any case, links, and PST as Los Angeles", async () => {
+  it("reads IANA zone names in any case, with three parts, and Etc zones with IANA's sign", async () => {
     const f = fixture("spring-forward-new-york");
     const token = await callerWithReadings("gs-zone-names", f.readings);
-    for (const tz of ["america/new_york", "US/Eastern", "EST5EDT"]) {
+    for (const tz of ["America/New_York", "america/new_york"]) {
       const response = await getSummary(token, { ...f.query, tz });
       expect(response.status, `${tz}: ${response.text}`).toBe(200);
       expectSameSummary(response.body.summary, f.expected, `summary(${tz})`);
     }
 
-    // 19:30 UTC on 1 July is 12:30 in Los Angeles (PDT); Postgres alone would read "PST" as a
-    // fixed UTC-8 and put it at 11:30.
-    const summer = await callerWithReadings("gs-zone-pst", [["pst", "2026-07-01T19:30:00Z", 111, "mg/dL", "ok"]]);
-    const response = await getSummary(summer, { start: "2026-07-01T00:00:00Z", end: "2026-07-02T00:00:00Z", tz: "PST" });
-    expect(response.status, response.text).toBe(200);
-    expect(response.body.summary.agp[12].p50).toBe(111);
-    expect(response.body.summary.agp[11].p50).toBeNull();
+    // One reading at 12:30 UTC on 1 July: the hour of the day it falls in, zone by zone.
+    const summer = await callerWithReadings("gs-zone-hours", [["h", "2026-07-01T12:30:00Z", 111, "mg/dL", "ok"]]);
+    const hours: [string, number][] = [
+      ["UTC", 12], ["utc", 12], ["Etc/UTC", 12], ["GMT", 12],
+      ["Etc/GMT+5", 7], // IANA's Etc names have the POSIX sign: GMT+5 is five hours behind
+      ["America/Argentina/Buenos_Aires", 9], ["Europe/Berlin", 14], ["Asia/Kolkata", 18], ["Europe/Kyiv", 15],
+    ];
+    for (const [tz, hour] of hours) {
+      const response = await getSummary(summer, { start: "2026-07-01T00:00:00Z", end: "2026-07-02T00:00:00Z", tz });
+      expect(response.status, `${tz}: ${response.text}`).toBe(200);
+      const withReading = response.body.summary.agp.filter((h: { p50: number | null }) => h.p50 !== null);
+      expect(withReading, tz).toEqual([expect.objectContaining({ hour, p50: 111 })]);
+    }
+  });
+
+  // The functions run on Deno, whose ICU takes offsets ("+05:00", "-03") for zones where Node's
+  // does not: the rule must hold there too.
+  it("applies the same rule on Deno, the edge runtime", async () => {
+    const names = ["+05:00", "-03", "+0530", "EST5EDT", "EST", "CET", "US/Eastern", "UTC", "Etc/GMT+5", "europe/berlin"];
+    const code = `import { ianaTimeZone } from ${JSON.stringify(pathToFileURL(TIME_ZONE_MODULE).href)};
+console.log(JSON.stringify(${JSON.stringify(names)}.map(ianaTimeZone)));`;
+    const { stdout } = await execFileAsync(join(REPO_ROOT, "node_modules/.bin/deno"), ["eval", "--quiet", code], { cwd: REPO_ROOT });
+    expect(JSON.parse(stdout)).toEqual([null, null, null, null, null, null, null, "UTC", "Etc/GMT+5", "Europe/Berlin"]);
+  });
+
+  it("refuses a parameter given more than once, naming each", async () => {
+    const token = await registeredCaller(backend, "gs-repeated");
+    const cases: [string, string[]][] = [
+      ["?start=2026-02-01T00:00:00Z&start=2026-02-01T00:00:00Z", ["start"]],
+      ["?end=2026-02-02T00:00:00Z&start=2026-02-01T00:00:00Z&end=2026-02-03T00:00:00Z", ["end"]],
+      ["?tz=UTC&tz=Europe/Berlin", ["tz"]],
+      ["?tz=UTC&t%7A=UTC&start=2026-02-01T00:00:00Z&start=x", ["start", "tz"]],
+    ];
+    for (const [path, names] of cases) {
+      const response = await backend.call("glucose-summary", { token, path });
+      expect(response.status, `${path}: ${response.text}`).toBe(400);
+      expect(response.body.error).toBe("validation_failed");
+      expect(response.body.details).toEqual(names.map((name) => ({ path: name, message: "is given more than once" })));
+    }
+    // A parameter the endpoint does not read is not its concern.
+    const other = await backend.call("glucose-summary", { token, path: "?v=1&v=2&tz=UTC" });
+    expect(other.status, other.text).toBe(200);
   });
 
   it("answers 400 on tz when the database does not know a zone that ICU knows", async () => {

@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
-import { mkdir, open, readFile, writeFile } from "node:fs/promises";
+import { open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { DatabaseConfigError } from "./config-error.ts";
+import { makePrivateDir } from "./private-dir.ts";
 
 export class DataDirInUse extends DatabaseConfigError {
   override name = "DataDirInUse";
@@ -32,13 +33,13 @@ export interface DataDirLockOptions {
  * this very process; a DatabaseConfigError when the flock command is missing.
  */
 export async function lockDataDir(dir: string, options: DataDirLockOptions = {}): Promise<() => Promise<void>> {
-  await mkdir(dir, { recursive: true });
+  await makePrivateDir(dir); // a directory made here is the owner's only (0700)
   const path = join(dir, options.file ?? LOCK_FILE);
   const inUse = options.inUse ??
     ((holder: string) => `the embedded database in ${dir} is in use by ${holder} (npm start?); stop it first, or set DATABASE_URL`);
   // "a+" creates the file without truncating the pid of a holder; the lock lives on this open file
   // (not on the path), so the file is never removed: a remover could unlink it under a new holder.
-  const file = await open(path, "a+");
+  const file = await open(path, "a+", 0o600);
   try {
     if (!(await flockNonBlocking(file.fd, path, options.file === undefined))) {
       const holder = (await readFile(path, "utf8").catch(() => "")).trim();

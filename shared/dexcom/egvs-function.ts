@@ -6,6 +6,7 @@ import { authenticate } from "../http/auth.ts";
 import { userInactive, userNotFound } from "../http/caller-errors.ts";
 import { type ErrorDetail } from "../http/errors.ts";
 import type { Logger } from "../http/log.ts";
+import { readQuery } from "../http/query.ts";
 import { validate, validationFailed } from "../http/validation.ts";
 import { dexcomHttpError, notConfigured } from "./http-errors.ts";
 import { dexcomTime, parseInstant } from "./iso-time.ts";
@@ -30,15 +31,15 @@ const egvsQuery = z.object({
 
 /**
  * GET /dexcom-egvs?startDate&endDate: the caller's EGVs, Dexcom's `/v3/users/self/egvs` body passed
- * through. Dates: ISO 8601, no offset meaning UTC; end after start, at most 30 days apart; sent to
- * Dexcom as UTC `YYYY-MM-DDTHH:mm:ss` (start rounded down, end up, to the second).
+ * through. Dates: ISO 8601, no offset meaning UTC, each given once; end after start, at most 30
+ * days apart; sent to Dexcom as UTC `YYYY-MM-DDTHH:mm:ss` (start rounded down, end up, to the second).
  */
 export function dexcomEgvsFunction(deps: DexcomEgvsDependencies): (request: Request) => Promise<Response> {
   async function egvs(context: RequestContext): Promise<Response> {
     const dexcom = deps.dexcom;
     if (dexcom === null) throw notConfigured();
     const { uid } = await authenticate(context, deps.verifier, deps.logger);
-    const window = egvsWindow(new URL(context.request.url).searchParams);
+    const window = egvsWindow(readQuery(context.request.url, ["startDate", "endDate"]));
     const deadline = Date.now() + DEXCOM_REQUEST_BUDGET_MS;
 
     const connection = await connectionByUid(deps.db, uid);

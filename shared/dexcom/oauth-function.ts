@@ -9,6 +9,7 @@ import { readJsonBody } from "../http/body.ts";
 import { userInactive, userNotFound } from "../http/caller-errors.ts";
 import { jsonResponse } from "../http/errors.ts";
 import type { Logger } from "../http/log.ts";
+import { repeatedParameters } from "../http/query.ts";
 import { validate } from "../http/validation.ts";
 import { DexcomInvalidGrant, DexcomOAuthError, type TokenAnswer } from "./client.ts";
 import { notConfigured } from "./http-errors.ts";
@@ -48,7 +49,8 @@ const MAX_STATE_LENGTH = 512;
  * GET /dexcom-oauth/callback?code&state (or &error): consumes the state, exchanges the code, reads
  * the Dexcom userId from dataRange, stores the pair as POST /dexcom-tokens does, and answers 302 to
  * DEXCOM_APP_REDIRECT_URL with `status=connected`, `status=denied` or `status=error&reason=<code>`,
- * nothing else from the request.
+ * nothing else from the request. A repeated `state` is invalid_state (no state used up); a repeated
+ * `code` or `error` is dexcom_error (the state used up).
  */
 export function dexcomOAuthFunction(deps: DexcomOAuthDependencies): (request: Request) => Promise<Response> {
   function configured(): DexcomServices & { appRedirectUrl: string } {
@@ -93,13 +95,18 @@ export function dexcomOAuthFunction(deps: DexcomOAuthDependencies): (request: Re
       return redirect("error", reason);
     };
 
+    // A parameter given twice has no one meaning; the contract answers every callback with a
+    // redirect, so it is a failure like a missing one: no state to use up when it is the state,
+    // Dexcom's answer unreadable (dexcom_error, the state used up) when it is the code or error.
     const state = params.get("state");
     if (state === null || state === "" || state.length > MAX_STATE_LENGTH) return fail("invalid_state", "missing_or_malformed");
+    if (repeatedParameters(params, ["state"]).length > 0) return fail("invalid_state", "repeated_parameter");
     const owner = await consumeState(deps.db, state);
     if (owner === null || owner.firebaseUid === null) return fail("invalid_state", "unknown_expired_or_used");
     context.setUser(owner.firebaseUid);
     if (!owner.isActive) return fail("user_inactive");
 
+    if (repeatedParameters(params, ["error", "code"]).length > 0) return fail("dexcom_error", "repeated_parameter");
     const error = params.get("error");
     if (error === "access_denied") {
       deps.logger.info("dexcom_oauth_denied", { request_id: context.requestId });

@@ -5,8 +5,10 @@ import { authenticate } from "../http/auth.ts";
 import { userInactive, userNotFound } from "../http/caller-errors.ts";
 import { jsonResponse } from "../http/errors.ts";
 import type { Logger } from "../http/log.ts";
+import { readQuery } from "../http/query.ts";
 import { validationFailed } from "../http/validation.ts";
 import { glucoseSummary, isUnknownTimeZone } from "./summary.ts";
+import { ianaTimeZone } from "./time-zone.ts";
 import { DAY_MS, readWindow } from "./window.ts";
 
 export interface GlucoseSummaryDependencies {
@@ -18,22 +20,21 @@ export interface GlucoseSummaryDependencies {
 
 const DEFAULT_WINDOW_MS = 14 * DAY_MS;
 const MAX_WINDOW_MS = 90 * DAY_MS;
-// The longest IANA names are about 30 characters; anything much longer is not one.
-const MAX_ZONE_LENGTH = 64;
-
-const unknownZone = () => validationFailed([{ path: "tz", message: "is not a known IANA time zone (e.g. Europe/Berlin)" }]);
+const unknownZone = () =>
+  validationFailed([{ path: "tz", message: "is not a known IANA time zone name (UTC, or Area/Location such as Europe/Berlin)" }]);
 
 /**
  * GET /glucose-summary?start&end&tz: the caller's summary of the window (see GlucoseSummary in
  * summary.ts): `start`/`end` ISO 8601 (no offset = UTC; default the last 14 days; at most 90 days;
- * start included, end excluded), `tz` an IANA zone for days and AGP hours (default UTC).
+ * start included, end excluded), `tz` an IANA zone identifier for days and AGP hours (default UTC;
+ * the rule: ianaTimeZone in time-zone.ts); each at most once.
  * 200 `{"summary": {...}}`; 400 validation_failed (path start, end or tz); 404 user_not_found;
  * 403 user_inactive. A user who was never connected has no readings: the empty summary.
  */
 export function glucoseSummaryFunction(deps: GlucoseSummaryDependencies): (request: Request) => Promise<Response> {
   async function summary(context: RequestContext): Promise<Response> {
     const { uid } = await authenticate(context, deps.verifier, deps.logger);
-    const params = new URL(context.request.url).searchParams;
+    const params = readQuery(context.request.url, ["start", "end", "tz"]);
     const window = readWindow(params, { defaultMs: DEFAULT_WINDOW_MS, maxMs: MAX_WINDOW_MS });
     const tz = timeZone(params.get("tz"));
 
@@ -58,19 +59,10 @@ export function glucoseSummaryFunction(deps: GlucoseSummaryDependencies): (reque
   });
 }
 
-/**
- * The zone to hand Postgres: the IANA name as ICU resolves it (case corrected, links such as
- * US/Eastern to their zone, America/New_York). Postgres, given a name, tries time zone abbreviations
- * first, so "PST" there is a fixed UTC-8 all year while ICU reads it as America/Los_Angeles; the
- * resolved name makes both mean the same. Offsets and POSIX rules ("UTC+5", "+05:00", which
- * Postgres reads with the POSIX sign, i.e. UTC-5) are not IANA zones: ICU refuses them.
- */
+/** `tz`, absent: UTC; otherwise an IANA zone identifier (the rule: ianaTimeZone in time-zone.ts). */
 function timeZone(text: string | null): string {
   if (text === null) return "UTC";
-  if (text.length === 0 || text.length > MAX_ZONE_LENGTH) throw unknownZone();
-  try {
-    return new Intl.DateTimeFormat("en-US", { timeZone: text }).resolvedOptions().timeZone;
-  } catch {
-    throw unknownZone();
-  }
+  const zone = ianaTimeZone(text);
+  if (zone === null) throw unknownZone();
+  return zone;
 }

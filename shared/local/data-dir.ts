@@ -1,13 +1,17 @@
 import { randomUUID } from "node:crypto";
-import { link, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, link, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { generateKey } from "../crypto/fernet.ts";
+import { makePrivateDir } from "../db/private-dir.ts";
 import { LocalStackError } from "./errors.ts";
 
-/** Creates the data directory when missing, and proves it can be written. */
+/**
+ * Creates the data directory when missing, owner only (0700, as makePrivateDir does; an existing
+ * one keeps its mode), and proves it can be written. Throws LocalStackError naming the directory.
+ */
 export async function ensureWritableDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    await makePrivateDir(dir);
     // A name of its own: two starts probing at once must not remove each other's probe.
     const probe = join(dir, `.dms-write-probe.${randomUUID()}`);
     await writeFile(probe, "");
@@ -23,7 +27,8 @@ const DEV_KEY_FILE = "dms-dev-encryption-key";
 /**
  * The development ENCRYPTION_KEY, made once and kept in the data directory so that tokens stored
  * by one `npm start` still decrypt in the next. Returns the key (Fernet, url-safe base64), the
- * file's path, and whether it was made now.
+ * file's path, and whether it was made now. A key made here is in a file of mode 0600 (owner only),
+ * whatever the umask; an existing file is read as it is.
  */
 export async function devEncryptionKey(dir: string): Promise<{ key: string; path: string; created: boolean }> {
   const path = join(dir, DEV_KEY_FILE);
@@ -36,6 +41,8 @@ export async function devEncryptionKey(dir: string): Promise<{ key: string; path
   const temp = `${path}.${randomUUID()}.tmp`;
   await writeFile(temp, `${key}\n`, { mode: 0o600 });
   try {
+    // The mode at creation is masked by the umask (0277 would leave 0400): set it outright.
+    await chmod(temp, 0o600);
     if (existing === "") {
       await rename(temp, path);
     } else {
