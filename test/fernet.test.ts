@@ -1,5 +1,9 @@
 import { rejection } from "./support/rejection.ts";
 import { decryptInPython, hasPythonCryptography, readKeysInPython } from "./support/python-fernet.ts";
+import { spawnSync } from "node:child_process";
+import { createCipheriv, createHmac } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import {
   decrypt,
@@ -291,6 +295,143 @@ describe("keys, read as Python reads them", () => {
     },
   );
 });
+
+// fernet.ts keeps one cipher and hash state per key and reuses it for every token, and checks the
+// PKCS7 padding itself: these check that no token leaks into the next, and the padding rule.
+describe("tokens on reused per-key state", () => {
+  it("equal the textbook construction on fresh ciphers, under interleaved keys and at every length", async () => {
+    const names = ["primary", "previous", "other"] as const;
+    for (let i = 0; i < 300; i++) {
+      const name = names[i % 3]!;
+      const plaintext = crypto.getRandomValues(new Uint8Array(i % 30 === 0 ? 1024 + (i % 17) : i % 50));
+      const iv = crypto.getRandomValues(new Uint8Array(16));
+      const token = await encrypt(keys[name], plaintext, { now: NOW + i, iv });
+      expect(token, `token ${i}`).toBe(textbookToken(fixtures.keys[name], plaintext, iv, NOW + i));
+      expect(await decrypt(keys[name], token), `token ${i}`).toEqual(plaintext);
+    }
+  });
+
+  it("decrypt gives a plain Uint8Array holding exactly the plaintext", async () => {
+    const plaintext = await decrypt(keys.primary, await encrypt(keys.primary, "abc"));
+    expect(Object.getPrototypeOf(plaintext)).toBe(Uint8Array.prototype);
+    expect(plaintext.buffer.byteLength).toBe(3);
+  });
+
+  it("a copy of a key is not a key: it is refused with a TypeError, not taken for a bad token", async () => {
+    const copy: FernetKey = { ...keys.primary };
+    const token = await encrypt(keys.primary, "x");
+    await expect(encrypt(copy, "x")).rejects.toThrow(TypeError);
+    await expect(decrypt(copy, token)).rejects.toThrow(TypeError);
+    await expect(extractTimestamp(copy, token)).rejects.toThrow(TypeError);
+  });
+});
+
+describe("PKCS7 padding, read as Python reads it", () => {
+  const header = new Uint8Array(25);
+  header[0] = 0x80;
+  new DataView(header.buffer).setUint32(5, NOW);
+  // A signed token whose ciphertext decrypts to exactly `blocks` (zero IV): only the padding can be at fault.
+  const withBlocks = (blocks: number[]) => {
+    const aes = createCipheriv("aes-128-cbc", tokenBytes(fixtures.keys.primary).subarray(16), new Uint8Array(16));
+    return sign(concat(header, aes.setAutoPadding(false).update(new Uint8Array(blocks)), aes.final()));
+  };
+  const filler = (length: number) => Array.from({ length }, (_, i) => 0x41 + i);
+
+  it("takes 1 to 16 bytes, each holding their count, off the end", async () => {
+    for (let count = 1; count <= 16; count++) {
+      const token = await withBlocks([...filler(16 - count), ...Array(count).fill(count)]);
+      expect(await decrypt(keys.primary, token), `count ${count}`).toEqual(new Uint8Array(filler(16 - count)));
+    }
+  });
+
+  it("refuses a count of 0 or above 16, and padding bytes that disagree with the count", async () => {
+    const bad = {
+      "count 0": [...filler(15), 0],
+      "count 17": [...filler(15), 17],
+      "count 17, over two blocks": Array(32).fill(17),
+      "count 255": [...filler(15), 255],
+      "count 3, one byte 4": [...filler(13), 4, 3, 3],
+      "count 16, first byte 15": [15, ...Array(15).fill(16)],
+      "count 2, one byte 0": [...filler(14), 0, 2],
+    };
+    for (const [name, block] of Object.entries(bad)) {
+      const token = await withBlocks(block);
+      expect(await extractTimestamp(keys.primary, token), name).toBe(NOW); // signed: only the padding is wrong
+      await expect(decrypt(keys.primary, token), name).rejects.toThrow(new InvalidToken());
+    }
+  });
+});
+
+describe("key material", () => {
+  it("shows in no form when a key is printed, inspected (hidden properties too) or serialised", () => {
+    const raw = tokenBytes(fixtures.keys.primary);
+    const forms = [fixtures.keys.primary.slice(0, 12)];
+    for (const half of [raw.subarray(0, 16), raw.subarray(16)]) {
+      const text = Buffer.from(half);
+      forms.push(text.toString("hex").slice(0, 12), text.toString("base64").slice(0, 12), text.toString("base64url").slice(0, 12));
+      forms.push(Array.from(half.subarray(0, 4)).join(", ")); // how a Uint8Array prints
+    }
+    const key = keys.primary;
+    expect(Object.getOwnPropertyNames(key).sort()).toEqual(["encryptionKey", "id", "signingKey"]);
+    const shown = [JSON.stringify(key), String(key), inspect(key, { showHidden: true, depth: Infinity, getters: true })];
+    for (const text of shown) for (const form of forms) expect(text).not.toContain(form);
+  });
+});
+
+// Deployments run this module under Deno, whose node:crypto is its own implementation, not Node's
+// (where the rest of this file runs): the same checks, in a Deno process.
+describe("under Deno", () => {
+  it("reads and reproduces Python's tokens, refuses the bad ones, and matches the textbook on fresh tokens", () => {
+    const names = ["primary", "previous", "other"] as const;
+    const fresh = Array.from({ length: 60 }, (_, i) => {
+      const plaintext = crypto.getRandomValues(new Uint8Array(i % 20 === 0 ? 1024 + i : i % 40));
+      const iv = crypto.getRandomValues(new Uint8Array(16));
+      const key = names[i % 3]!;
+      return {
+        name: `fresh ${i}`,
+        key,
+        time: NOW + i,
+        iv_hex: Buffer.from(iv).toString("hex"),
+        plaintext_b64: Buffer.from(plaintext).toString("base64"),
+        token: textbookToken(fixtures.keys[key], plaintext, iv, NOW + i),
+      };
+    });
+    const made = [...fixtures.tokens, ...fixtures.deterministic, ...fresh];
+    const code = `import { Buffer } from "node:buffer";
+import { decrypt, encrypt, importFernetKey, InvalidToken } from ${JSON.stringify(new URL("../shared/crypto/fernet.ts", import.meta.url).href)};
+const request = JSON.parse(await new Response(Deno.stdin.readable).text());
+const keys = {};
+for (const [name, text] of Object.entries(request.keys)) keys[name] = await importFernetKey(text);
+const tokens = [];
+for (const c of request.made) {
+  tokens.push(await encrypt(keys[c.key], Buffer.from(c.plaintext_b64, "base64"), { now: c.time, iv: Buffer.from(c.iv_hex, "hex") }));
+}
+const opened = [];
+for (const c of request.opened) {
+  opened.push(await decrypt(keys[c.key], c.token).then((p) => Buffer.from(p).toString("base64"), (e) => e instanceof InvalidToken ? null : String(e)));
+}
+console.log(JSON.stringify({ tokens, opened }));`;
+    // The keys go over stdin, never argv.
+    const request = { keys: fixtures.keys, made, opened: [...made, ...fixtures.invalid] };
+    const deno = fileURLToPath(new URL("../node_modules/.bin/deno", import.meta.url));
+    const result = spawnSync(deno, ["eval", "--quiet", code], { input: JSON.stringify(request), encoding: "utf8", timeout: 60_000 });
+    expect(result.stderr).toBe("");
+    const answer = JSON.parse(result.stdout) as { tokens: string[]; opened: (string | null)[] };
+    expect(answer.tokens).toEqual(made.map((c) => c.token));
+    expect(answer.opened).toEqual([...made.map((c) => c.plaintext_b64), ...fixtures.invalid.map(() => null)]);
+  });
+});
+
+// Fernet as its spec writes it, on fresh node:crypto ciphers that pad for themselves.
+function textbookToken(keyText: string, plaintext: Uint8Array, iv: Uint8Array, now: number): string {
+  const raw = tokenBytes(keyText);
+  const versionAndTime = new Uint8Array(9);
+  versionAndTime[0] = 0x80;
+  new DataView(versionAndTime.buffer).setBigUint64(1, BigInt(now));
+  const aes = createCipheriv("aes-128-cbc", raw.subarray(16), iv);
+  const body = concat(versionAndTime, iv, aes.update(plaintext), aes.final());
+  return tokenText(concat(body, createHmac("sha256", raw.subarray(0, 16)).update(body).digest()));
+}
 
 // Random spellings of random keys: the url-safe or standard character for each position, junk
 // (whitespace, quotes, punctuation, now and then a non-ASCII character) between characters, an

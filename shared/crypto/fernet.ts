@@ -1,7 +1,13 @@
-// Fernet (https://github.com/fernet/spec) on WebCrypto, byte-compatible with Python's
+// Fernet (https://github.com/fernet/spec) on node:crypto, byte-compatible with Python's
 // `cryptography.fernet`: tokens either side makes, the other side reads.
 //
 // token = base64url(0x80 | timestamp (u64 BE seconds) | IV (16) | AES-128-CBC ciphertext | HMAC-SHA256)
+//
+// Why node:crypto and not WebCrypto: under Deno each crypto.subtle call is a hop to a worker thread,
+// four per encrypt+decrypt, which costs far more than the work itself; node:crypto is synchronous
+// and native, and is there in Deno, Node and Supabase's edge runtime alike. It is used at its
+// cheapest: each key's cipher and hash state is made once (KeyContext below) and every token reuses
+// it, since building a fresh Cipheriv or Hmac costs more under Deno than encrypting 1 KiB with it.
 //
 // Keys are read exactly as Python reads them (key-base64.ts): every key a Python deployment runs
 // with runs here, and its id depends only on its 32 bytes, not on how they were spelled.
@@ -15,6 +21,9 @@
 // where Python's only checks the signature: either way only a key holder could make a signed token
 // of the wrong shape.
 
+import { Buffer } from "node:buffer";
+import { createCipheriv, createDecipheriv, createHash, timingSafeEqual } from "node:crypto";
+import type { Cipher, Decipher, Hash } from "node:crypto";
 import { decodeKeyBase64 } from "./key-base64.ts";
 
 // Every rejection, whatever its cause, is this error with this message and is thrown from a single
@@ -41,7 +50,12 @@ export class InvalidFernetKey extends Error {
   }
 }
 
-// The raw key bytes live only inside non-extractable CryptoKeys, imported once and reused.
+/**
+ * A key made by `importFernetKey`. The raw bytes are reachable from nowhere: this module keeps the
+ * key's node:crypto state apart from the object (`contexts`), so printing or JSON-serialising a key
+ * shows its id only. `signingKey` and `encryptionKey` are the same two halves as non-extractable
+ * WebCrypto keys, for a caller that wants WebCrypto; this module itself does not use them.
+ */
 export interface FernetKey {
   readonly id: string;
   readonly signingKey: CryptoKey;
@@ -68,9 +82,99 @@ const IV_OFFSET = 9;
 const CIPHERTEXT_OFFSET = 25;
 const HMAC_LENGTH = 32;
 const BLOCK_LENGTH = 16;
+const SHA256_BLOCK_LENGTH = 64;
 const MIN_TOKEN_LENGTH = CIPHERTEXT_OFFSET + BLOCK_LENGTH + HMAC_LENGTH;
 const MAX_CLOCK_SKEW = 60;
 const KEY_ID_DOMAIN = "fernet-key-id/v1\0";
+
+/**
+ * One key's node:crypto state, made once at import and reused by every token: under Deno, building
+ * a Cipheriv or an Hmac (a stream object, and the HMAC pads worked out in JavaScript) costs more
+ * than the AES or SHA-256 work on a 1 KiB token. importFernetKey zeroes the 32 key bytes once this
+ * is built: from then on they live only inside native state (these ciphers and hashes, and the
+ * WebCrypto keys), never in a JavaScript value.
+ *
+ * HMAC-SHA256 is RFC 2104's definition on two SHA-256 states that have absorbed the padded key
+ * (`inner`, `outer`), copied for each message. AES-128-CBC decryption is AES-128-ECB decryption of
+ * every block, each then XORed with the block before it (the IV for the first): the blocks do not
+ * depend on each other, so one ECB decipher serves every token. CBC encryption does chain, so one
+ * never-finished CBC cipher serves every token: it XORs a token's first block with the last block
+ * it produced (`chain`); XORing that block in ourselves as well cancels it out and leaves the
+ * token's own IV in its place. Fernet's PKCS7 padding is added and checked here; the ciphers run
+ * without padding, so every call takes and gives whole blocks and nothing stays buffered.
+ */
+class KeyContext {
+  readonly #inner: Hash;
+  readonly #outer: Hash;
+  readonly #cbc: Cipher;
+  readonly #ecb: Decipher;
+  readonly #chain = new Uint8Array(BLOCK_LENGTH);
+  // False from the moment the CBC cipher is fed until it has answered: if a call ever failed half
+  // way, the next one first feeds a block of its own to learn where the chain stands.
+  #chainKnown = true;
+
+  constructor(raw: Uint8Array) {
+    const pads = new Uint8Array(2 * SHA256_BLOCK_LENGTH);
+    pads.fill(0x36, 0, SHA256_BLOCK_LENGTH).fill(0x5c, SHA256_BLOCK_LENGTH);
+    for (let i = 0; i < 16; i++) {
+      pads[i]! ^= raw[i]!;
+      pads[SHA256_BLOCK_LENGTH + i]! ^= raw[i]!;
+    }
+    this.#inner = createHash("sha256").update(pads.subarray(0, SHA256_BLOCK_LENGTH));
+    this.#outer = createHash("sha256").update(pads.subarray(SHA256_BLOCK_LENGTH));
+    pads.fill(0);
+    const encryptionKey = raw.subarray(16);
+    // Starts from a zero IV, which is what `chain` holds until the first token.
+    this.#cbc = createCipheriv("aes-128-cbc", encryptionKey, new Uint8Array(BLOCK_LENGTH)).setAutoPadding(false);
+    // ECB takes no IV: an empty one, since the node:crypto of Supabase's edge runtime refuses null.
+    this.#ecb = createDecipheriv("aes-128-ecb", encryptionKey, new Uint8Array(0)).setAutoPadding(false);
+  }
+
+  /** HMAC-SHA256 of `data` under the signing key: 32 bytes. */
+  sign(data: Uint8Array): Uint8Array {
+    return this.#outer.copy().update(this.#inner.copy().update(data).digest()).digest();
+  }
+
+  /** AES-128-CBC of `blocks` (whole blocks, padded by the caller) under `iv`; overwrites `blocks`. */
+  encryptBlocks(blocks: Uint8Array, iv: Uint8Array): Uint8Array {
+    if (!this.#chainKnown) this.#feed(new Uint8Array(BLOCK_LENGTH));
+    for (let i = 0; i < BLOCK_LENGTH; i++) blocks[i]! ^= iv[i]! ^ this.#chain[i]!;
+    return this.#feed(blocks);
+  }
+
+  /** The AES-128-CBC decryption of `ciphertext` (whole blocks) under `iv`, padding included. */
+  decryptBlocks(ciphertext: Uint8Array, iv: Uint8Array): Uint8Array {
+    const plaintext = wholeOutput(this.#ecb.update(ciphertext), ciphertext);
+    for (let i = 0; i < BLOCK_LENGTH; i++) plaintext[i]! ^= iv[i]!;
+    for (let i = BLOCK_LENGTH; i < plaintext.length; i++) plaintext[i]! ^= ciphertext[i - BLOCK_LENGTH]!;
+    return plaintext;
+  }
+
+  #feed(blocks: Uint8Array): Uint8Array {
+    this.#chainKnown = false;
+    const ciphertext = wholeOutput(this.#cbc.update(blocks), blocks);
+    this.#chain.set(ciphertext.subarray(ciphertext.length - BLOCK_LENGTH));
+    this.#chainKnown = true;
+    return ciphertext;
+  }
+}
+
+// Without padding a cipher answers each whole block at once; anything else would be a runtime's
+// fault, and must not pass for a token.
+function wholeOutput(output: Uint8Array, input: Uint8Array): Uint8Array {
+  if (output.length !== input.length) throw new Error("node:crypto returned a partial AES output");
+  return output;
+}
+
+// Each imported key's KeyContext, out of the key object's reach (a WeakMap, so a dropped key's
+// state goes with it).
+const contexts = new WeakMap<FernetKey, KeyContext>();
+
+function contextOf(key: FernetKey): KeyContext {
+  const context = contexts.get(key);
+  if (context === undefined) throw new TypeError("not a key made by importFernetKey");
+  return context;
+}
 
 export function generateKey(): string {
   return encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
@@ -89,15 +193,16 @@ export async function importFernetKey(keyB64: string): Promise<FernetKey> {
     throw new InvalidFernetKey(decoded.problem === "data after padding");
   }
   try {
-    const [signingKey, encryptionKey, id] = await Promise.all([
+    const [signingKey, encryptionKey] = await Promise.all([
       crypto.subtle.importKey("raw", raw.subarray(0, 16), { name: "HMAC", hash: "SHA-256" }, false, [
         "sign",
         "verify",
       ]),
       crypto.subtle.importKey("raw", raw.subarray(16), { name: "AES-CBC" }, false, ["encrypt", "decrypt"]),
-      fingerprint(raw),
     ]);
-    return Object.freeze({ id, signingKey, encryptionKey });
+    const key: FernetKey = Object.freeze({ id: fingerprint(raw), signingKey, encryptionKey });
+    contexts.set(key, new KeyContext(raw));
+    return key;
   } finally {
     raw.fill(0);
   }
@@ -109,36 +214,47 @@ export function keyId(key: FernetKey): string {
   return key.id;
 }
 
+/**
+ * The Fernet token of `plaintext` (a string is encrypted as its UTF-8 bytes) under `key`, as
+ * Python's `Fernet.encrypt` writes it. Async only to keep the callers' shape: the work is
+ * synchronous. Rejects with RangeError for a bad `now` or `iv`, TypeError for a key not made by
+ * importFernetKey.
+ */
 export async function encrypt(
   key: FernetKey,
   plaintext: Uint8Array | string,
   options: EncryptOptions = {},
 ): Promise<string> {
+  const context = contextOf(key);
   const now = options.now ?? currentSeconds();
   if (!Number.isSafeInteger(now) || now < 0) throw new RangeError("now must be a non-negative integer (unix seconds)");
   if (options.iv !== undefined && options.iv.length !== BLOCK_LENGTH) throw new RangeError("iv must be 16 bytes");
 
-  const header = new Uint8Array(CIPHERTEXT_OFFSET);
-  header[0] = VERSION;
-  writeTimestamp(header, now);
-  const iv = header.subarray(IV_OFFSET);
+  const bytes = typeof plaintext === "string" ? textEncoder.encode(plaintext) : plaintext;
+  // PKCS7: 1 to 16 bytes, each holding their count.
+  const padding = BLOCK_LENGTH - (bytes.length % BLOCK_LENGTH);
+  const token = new Uint8Array(CIPHERTEXT_OFFSET + bytes.length + padding + HMAC_LENGTH);
+  token[0] = VERSION;
+  writeTimestamp(token, now);
+  const iv = token.subarray(IV_OFFSET, CIPHERTEXT_OFFSET);
   if (options.iv === undefined) crypto.getRandomValues(iv);
   else iv.set(options.iv);
 
-  const ciphertext = await crypto.subtle.encrypt(
-    { name: "AES-CBC", iv },
-    key.encryptionKey,
-    typeof plaintext === "string" ? textEncoder.encode(plaintext) : ownBuffer(plaintext),
-  );
-
-  const token = new Uint8Array(CIPHERTEXT_OFFSET + ciphertext.byteLength + HMAC_LENGTH);
-  token.set(header);
-  token.set(new Uint8Array(ciphertext), CIPHERTEXT_OFFSET);
+  // The padded plaintext goes where its ciphertext will, which then overwrites it.
+  const body = token.subarray(CIPHERTEXT_OFFSET, token.length - HMAC_LENGTH);
+  body.set(bytes);
+  body.fill(padding, bytes.length);
+  body.set(context.encryptBlocks(body, iv));
   const signed = token.subarray(0, token.length - HMAC_LENGTH);
-  token.set(new Uint8Array(await crypto.subtle.sign("HMAC", key.signingKey, signed)), signed.length);
+  token.set(context.sign(signed), signed.length);
   return encodeBase64Url(token);
 }
 
+/**
+ * The plaintext of a token `key` wrote, as Python's `Fernet.decrypt`; with `ttl`, only a token at
+ * most `ttl` seconds old and at most 60 s in the future. Rejects with InvalidToken for anything
+ * else, whatever the cause.
+ */
 export async function decrypt(key: FernetKey, token: string, options: DecryptOptions = {}): Promise<Uint8Array> {
   return (await decryptWithTimestamp(key, token, options)).plaintext;
 }
@@ -149,44 +265,44 @@ export async function decryptWithTimestamp(
   token: string,
   options: DecryptOptions = {},
 ): Promise<{ plaintext: Uint8Array; timestamp: number }> {
-  const opened = await open(key, token, options);
+  const opened = open(contextOf(key), token, options);
   if (opened === null) throw new InvalidToken();
   return opened;
 }
 
 // Like Python's `extract_timestamp`: the signature is checked, so the time is the one the key holder wrote.
 export async function extractTimestamp(key: FernetKey, token: string): Promise<number> {
-  const timestamp = await signedTimestamp(key, token);
+  const timestamp = signedTimestamp(contextOf(key), token);
   if (timestamp === null) throw new InvalidToken();
   return timestamp;
 }
 
 // Tells which key wrote a token by its signature alone, without decrypting anything.
 export async function isSignedBy(key: FernetKey, token: string): Promise<boolean> {
-  return (await signedTimestamp(key, token)) !== null;
+  return signedTimestamp(contextOf(key), token) !== null;
 }
 
-async function signedTimestamp(key: FernetKey, token: string): Promise<number | null> {
+function signedTimestamp(context: KeyContext, token: string): number | null {
   const data = parseToken(token);
   if (data === null) return null;
   const timestamp = readTimestamp(data);
-  return timestamp !== null && (await hasValidSignature(key, data)) ? timestamp : null;
+  return timestamp !== null && hasValidSignature(context, data) ? timestamp : null;
 }
 
 // The checks run in the order of Python's `_decrypt_data`: clock, then signature, and only a token
 // whose signature holds is ever decrypted, so the padding check cannot become an oracle.
-async function open(
-  key: FernetKey,
+function open(
+  context: KeyContext,
   token: string,
   options: DecryptOptions,
-): Promise<{ plaintext: Uint8Array; timestamp: number } | null> {
+): { plaintext: Uint8Array; timestamp: number } | null {
   const data = parseToken(token);
   if (data === null) return null;
   const timestamp = readTimestamp(data);
   if (timestamp === null) return null;
   if (options.ttl !== undefined && !isFresh(timestamp, options.ttl, options.now ?? currentSeconds())) return null;
-  if (!(await hasValidSignature(key, data))) return null;
-  const plaintext = await decryptCiphertext(key, data);
+  if (!hasValidSignature(context, data)) return null;
+  const plaintext = decryptCiphertext(context, data);
   return plaintext === null ? null : { plaintext, timestamp };
 }
 
@@ -202,24 +318,27 @@ function isFresh(timestamp: number, ttl: number, now: number): boolean {
   return !(timestamp + ttl < now) && !(now + MAX_CLOCK_SKEW < timestamp);
 }
 
-// crypto.subtle.verify compares in constant time.
-function hasValidSignature(key: FernetKey, data: Uint8Array<ArrayBuffer>): Promise<boolean> {
+// timingSafeEqual compares in constant time.
+function hasValidSignature(context: KeyContext, data: Uint8Array<ArrayBuffer>): boolean {
   const end = data.length - HMAC_LENGTH;
-  return crypto.subtle.verify("HMAC", key.signingKey, data.subarray(end), data.subarray(0, end));
+  return timingSafeEqual(context.sign(data.subarray(0, end)), data.subarray(end));
 }
 
-// WebCrypto strips the PKCS7 padding itself and fails on a bad one.
-async function decryptCiphertext(key: FernetKey, data: Uint8Array<ArrayBuffer>): Promise<Uint8Array | null> {
-  try {
-    const plaintext = await crypto.subtle.decrypt(
-      { name: "AES-CBC", iv: data.subarray(IV_OFFSET, CIPHERTEXT_OFFSET) },
-      key.encryptionKey,
-      data.subarray(CIPHERTEXT_OFFSET, data.length - HMAC_LENGTH),
-    );
-    return new Uint8Array(plaintext);
-  } catch {
-    return null;
-  }
+// Strips the PKCS7 padding, as Python's unpadder does: 1 to 16 bytes, each holding their count. The
+// signature already holds, so only the key holder could have made a bad one; timing reveals nothing.
+function decryptCiphertext(context: KeyContext, data: Uint8Array<ArrayBuffer>): Uint8Array | null {
+  const padded = context.decryptBlocks(
+    data.subarray(CIPHERTEXT_OFFSET, data.length - HMAC_LENGTH),
+    data.subarray(IV_OFFSET, CIPHERTEXT_OFFSET),
+  );
+  const padding = padded[padded.length - 1]!;
+  let valid = padding >= 1 && padding <= BLOCK_LENGTH;
+  for (let i = padded.length - padding; valid && i < padded.length; i++) valid = padded[i] === padding;
+  // The caller gets a plain Uint8Array of its own, and node:crypto's output is wiped: it is a Buffer
+  // the runtime allocated, and whether from a pool later Buffers share is the runtime's choice.
+  const plaintext = valid ? new Uint8Array(padded.subarray(0, padded.length - padding)) : null;
+  padded.fill(0);
+  return plaintext;
 }
 
 function writeTimestamp(header: Uint8Array<ArrayBuffer>, seconds: number): void {
@@ -236,88 +355,27 @@ function readTimestamp(data: Uint8Array<ArrayBuffer>): number | null {
 
 // 64 bits of SHA-256: one-way, and long enough that two keys in a ring never share one. The domain
 // prefix keeps it from matching any other hash someone might publish of the same bytes.
-async function fingerprint(raw: Uint8Array<ArrayBuffer>): Promise<string> {
-  const domain = textEncoder.encode(KEY_ID_DOMAIN);
-  const input = new Uint8Array(domain.length + raw.length);
-  input.set(domain);
-  input.set(raw, domain.length);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", input));
-  input.fill(0);
-  return Array.from(digest.subarray(0, 8), (byte) => byte.toString(16).padStart(2, "0")).join("");
+function fingerprint(raw: Uint8Array): string {
+  return createHash("sha256").update(KEY_ID_DOMAIN).update(raw).digest("hex").slice(0, 16);
 }
 
 function currentSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-// WebCrypto takes views of a plain ArrayBuffer only; anything else (a SharedArrayBuffer) is copied.
-function ownBuffer(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  return bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
-}
-
 const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder();
 
 // Base64 with the url-safe alphabet and `=` padding, as Python's `urlsafe_b64encode` writes it.
-// Table-driven over byte arrays: tokens of many KiB encode and decode without string concatenation.
-const ALPHABET = textEncoder.encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
-const PAD = 0x3d;
-const SEXTETS = new Int8Array(256).fill(-1);
-ALPHABET.forEach((code, value) => (SEXTETS[code] = value));
-
+// Buffer's base64url is native: several times faster than a table in JavaScript on a 1 KiB token.
 function encodeBase64Url(bytes: Uint8Array): string {
-  const out = new Uint8Array(Math.ceil(bytes.length / 3) * 4);
-  const whole = bytes.length - (bytes.length % 3);
-  let o = 0;
-  for (let i = 0; i < whole; i += 3) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out[o++] = ALPHABET[n >>> 18]!;
-    out[o++] = ALPHABET[(n >>> 12) & 63]!;
-    out[o++] = ALPHABET[(n >>> 6) & 63]!;
-    out[o++] = ALPHABET[n & 63]!;
-  }
-  if (whole < bytes.length) {
-    const second = whole + 1 < bytes.length;
-    const n = (bytes[whole]! << 16) | (second ? bytes[whole + 1]! << 8 : 0);
-    out[o++] = ALPHABET[n >>> 18]!;
-    out[o++] = ALPHABET[(n >>> 12) & 63]!;
-    out[o++] = second ? ALPHABET[(n >>> 6) & 63]! : PAD;
-    out[o++] = PAD;
-  }
-  return textDecoder.decode(out);
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("base64url");
+  return text.padEnd(Math.ceil(bytes.length / 3) * 4, "=");
 }
 
-// Tokens only: returns null for anything but canonical padded url-safe base64.
+// Tokens only: returns null for anything but canonical padded url-safe base64. Buffer's decoder is
+// lenient (it takes `+` and `/`, skips stray characters, needs no padding, drops spare bits), so
+// a text passes only if it is exactly how its bytes encode.
 function decodeBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
-  if (text.length % 4 !== 0) return null;
-  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
-  const out = new Uint8Array((text.length / 4) * 3 - padding);
-  const wholeQuads = text.length - (padding === 0 ? 0 : 4);
-  // A character outside the alphabet maps to -1 and leaves `invalid` negative; checked once at the end.
-  let invalid = 0;
-  let o = 0;
-  for (let i = 0; i < wholeQuads; i += 4) {
-    const n =
-      (sextet(text, i) << 18) | (sextet(text, i + 1) << 12) | (sextet(text, i + 2) << 6) | sextet(text, i + 3);
-    invalid |= n;
-    out[o++] = n >>> 16;
-    out[o++] = n >>> 8;
-    out[o++] = n;
-  }
-  if (padding !== 0) {
-    const a = sextet(text, wholeQuads);
-    const b = sextet(text, wholeQuads + 1);
-    const c = padding === 1 ? sextet(text, wholeQuads + 2) : 0;
-    invalid |= a | b | c;
-    // The bits past the last byte must be zero, or two spellings would decode to the same token.
-    if (padding === 2 ? (b & 15) !== 0 : (c & 3) !== 0) return null;
-    out[o++] = (a << 2) | (b >>> 4);
-    if (padding === 1) out[o++] = ((b & 15) << 4) | (c >>> 2);
-  }
-  return invalid < 0 ? null : out;
-}
-
-function sextet(text: string, index: number): number {
-  const code = text.charCodeAt(index);
-  return code < 256 ? SEXTETS[code]! : -1;
+  const bytes = Buffer.from(text, "base64url");
+  return encodeBase64Url(bytes) === text ? bytes : null;
 }
