@@ -1,15 +1,18 @@
 // Dexcom through us, against the fake Dexcom (test/support/fake-dexcom.ts) served over real HTTP in
 // this process, with `npm run serve` in its own process: GET /dexcom-egvs at 32 concurrent
-// connections beside the same load sent to the fake directly (their ratio is our overhead); and a
-// refresh storm, 1,000 requests at once from 50 users whose tokens expired, which must cost
-// exactly one refresh per user and answer every request 200.
+// connections, in alternating rounds with the bare reference handler (bare-server.ts: the same
+// token and budget SQL, the same decryption and call to the fake, none of our layers; our share of
+// its rate is what our layers cost), and the same load sent to the fake directly; and a refresh
+// storm, 1,000 requests at once from 50 users whose tokens expired, which must cost exactly one
+// refresh per user and answer every request 200.
 import { generateKey } from "../shared/crypto/fernet.ts";
 import type { Database } from "../shared/db/database.ts";
 import { egvSeries, type FakeDexcom } from "../test/support/fake-dexcom.ts";
 import { BENCH_DEXCOM_ENV, benchFakeDexcom, type Connected, connectWithPair } from "./fake-dexcom.ts";
 import { withScratchDatabase } from "./scratch-database.ts";
-import { type IdTokens, startIdTokens, withServer } from "./server.ts";
-import { wrk, type WrkResult } from "./wrk.ts";
+import { percent } from "./http.ts";
+import { BARE_SERVER, type IdTokens, startIdTokens, withServer } from "./server.ts";
+import { alternating, wrk, type WrkResult } from "./wrk.ts";
 
 const CONNECTIONS = 32;
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
@@ -35,10 +38,11 @@ async function run(database: { url: string; db: Database }): Promise<void> {
     DEXCOM_API_BASE_URL: fake.url,
   };
   try {
-    await withServer(env, async (base) => {
-      await measureEgvs(base, fake.url, dexcom, tokens.idToken);
-      await refreshStorm(base, dexcom, database.db, tokens.idToken);
-    });
+    await withServer(env, (base) =>
+      withServer(env, async (bare) => {
+        await measureEgvs(base, bare, fake.url, dexcom, tokens.idToken);
+        await refreshStorm(base, dexcom, database.db, tokens.idToken);
+      }, { script: BARE_SERVER }));
   } finally {
     await fake.close();
     await tokens.close();
@@ -47,6 +51,7 @@ async function run(database: { url: string; db: Database }): Promise<void> {
 
 async function measureEgvs(
   base: string,
+  bare: string,
   fakeUrl: string,
   dexcom: FakeDexcom,
   idToken: IdTokens,
@@ -63,43 +68,55 @@ async function measureEgvs(
     new URLSearchParams({ startDate: start.toISOString().slice(0, 19), endDate: end.toISOString().slice(0, 19) })
   }`;
 
-  // One request each way first: both must answer the same readings, or the numbers compare nothing.
-  const [through, direct] = await Promise.all([
+  // One request each way first: all must answer the same readings, or the numbers compare nothing.
+  const bodies = await Promise.all([
     fetch(`${base}${ours}`, { headers: { authorization: `Bearer ${users[0]!.idToken}` } }),
+    fetch(`${bare}${ours}`, { headers: { authorization: `Bearer ${users[0]!.idToken}` } }),
     fetch(`${fakeUrl}${theirs}`, { headers: { authorization: `Bearer ${users[0]!.accessToken}` } }),
-  ]);
-  const [throughText, directText] = [await through.text(), await direct.text()];
-  if (through.status !== 200 || direct.status !== 200 || throughText !== directText) {
-    throw new Error(`dexcom bench: GET /dexcom-egvs answered ${through.status}, the fake ${direct.status}; bodies ${throughText === directText ? "equal" : "differ"}`);
+  ].map(async (pending) => {
+    const answer = await pending;
+    return { status: answer.status, text: await answer.text() };
+  }));
+  const [through] = bodies;
+  if (bodies.some((body) => body.status !== 200 || body.text !== through!.text)) {
+    throw new Error(
+      `dexcom bench: GET /dexcom-egvs answered ${bodies.map((body) => body.status).join(", ")} (ours, bare, the fake); ` +
+        `bodies ${bodies.every((body) => body.text === through!.text) ? "equal" : "differ"}`,
+    );
   }
-  const readings = JSON.parse(throughText).records.length;
+  const readings = JSON.parse(through!.text).records.length;
 
   console.log(
-    `\nDexcom: GET /dexcom-egvs (3 h window, ${readings} readings, ${throughText.length} bytes) at ${CONNECTIONS} concurrent connections, ` +
+    `\nDexcom: GET /dexcom-egvs (3 h window, ${readings} readings, ${through!.text.length} bytes) at ${CONNECTIONS} concurrent connections, ` +
       `${SECONDS} s each; the fake Dexcom serves real HTTP from the bench process on the same 2 cores`,
   );
-  const targets = [
-    { name: "through us: /dexcom-egvs", url: base, path: ours, tokens: users.map((u) => u.idToken) },
-    { name: "the fake directly: /v3/.../egvs", url: fakeUrl, path: theirs, tokens: users.map((u) => u.accessToken) },
-  ];
   console.log(`  ${"target".padEnd(34)}${"req/s".padStart(9)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}${"errors".padStart(8)}`);
-  const results: WrkResult[] = [];
-  for (const target of targets) {
-    await load(target.url, target.path, target.tokens, 1); // warm-up
-    const result = await load(target.url, target.path, target.tokens, SECONDS);
-    if (result === null) {
-      console.log("  skipped: the load generator wrk is not installed (apt-get install wrk)");
-      return;
-    }
-    results.push(result);
+  const requests = users.map((user) => ({ method: "GET" as const, path: ours, headers: { authorization: `Bearer ${user.idToken}` } }));
+  // Ours and the bare handler in turns, so both meet the same moments of a busy machine.
+  const pair = await alternating(base, bare, requests, { connections: CONNECTIONS, seconds: SECONDS, rounds: 2 });
+  await load(fakeUrl, theirs, users.map((user) => user.accessToken), 1); // warm-up
+  const direct = await load(fakeUrl, theirs, users.map((user) => user.accessToken), SECONDS);
+  if (pair === null || direct === null) {
+    console.log("  skipped: the load generator wrk is not installed (apt-get install wrk)");
+    return;
+  }
+  const [us, them] = pair;
+  const rows: [string, WrkResult][] = [
+    ["through us: /dexcom-egvs", us],
+    ["bare handler: /dexcom-egvs", them],
+    ["the fake directly: /v3/.../egvs", direct],
+  ];
+  for (const [name, result] of rows) {
     console.log(
-      `  ${target.name.padEnd(34)}${result.rps.toFixed(0).padStart(9)}${result.p50.toFixed(1).padStart(9)}${
+      `  ${name.padEnd(34)}${result.rps.toFixed(0).padStart(9)}${result.p50.toFixed(1).padStart(9)}${
         result.p99.toFixed(1).padStart(9)
       }${String(result.errors).padStart(8)}`,
     );
   }
-  const [us, them] = results as [WrkResult, WrkResult];
-  console.log(`  through us / directly: ${(us.rps / them.rps).toFixed(2)}x the requests per second, p50 ${(us.p50 / them.p50).toFixed(1)}x`);
+  console.log(
+    `  through us / bare handler: ${percent(us.rps / them.rps)} (share; aim at least 90%); ` +
+      `through us / directly: ${(us.rps / direct.rps).toFixed(2)}x the requests per second, p50 ${(us.p50 / direct.p50).toFixed(1)}x`,
+  );
 }
 
 // 50 users whose tokens expired all ask at once, 20 requests each: per user, one request refreshes

@@ -16,8 +16,9 @@ import { egvSeries, type FakeDexcom, type FakeUser } from "../test/support/fake-
 import { BENCH_DEXCOM_ENV, benchFakeDexcom, connectWithPair } from "./fake-dexcom.ts";
 import { pgbench } from "./pgbench.ts";
 import { withScratchDatabase } from "./scratch-database.ts";
-import { type IdTokens, startIdTokens, withServer } from "./server.ts";
-import { wrk, type WrkResult } from "./wrk.ts";
+import { percent } from "./http.ts";
+import { BARE_SERVER, type IdTokens, startIdTokens, withServer } from "./server.ts";
+import { alternating, wrk, type WrkResult } from "./wrk.ts";
 
 const CONNECTIONS = 32;
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
@@ -72,9 +73,15 @@ async function run(database: { url: string; db: Database }): Promise<void> {
     });
 
     await database.db.exec("VACUUM ANALYZE glucose_readings");
-    await withServer({ ...env, DATABASE_URL: database.url }, async (base) => {
-      await reads(base, database, seeded, keys.idToken);
-    });
+    const direct = { ...env, DATABASE_URL: database.url };
+    const measured: { summary: Read | null } = { summary: null };
+    await withServer(direct, (base) =>
+      withServer(direct, async (bare) => {
+        measured.summary = await reads(base, bare, database, seeded, keys.idToken);
+      }, { script: BARE_SERVER }));
+    // After the servers are gone: their 64 pooled connections and pgbench's 32 would not fit under
+    // Postgres's default max_connections (100).
+    if (measured.summary !== null) await summaryAlone(database, measured.summary.end, measured.summary.result);
   } finally {
     await proxy.close();
     await fake.close();
@@ -277,7 +284,19 @@ async function seedReaders(db: Database): Promise<Seeded> {
   return { rows: row!.n, seconds: (performance.now() - started) / 1000 };
 }
 
-async function reads(base: string, database: { url: string; db: Database }, seeded: Seeded, idToken: IdTokens): Promise<void> {
+/** The summary endpoint's load, for the statement's own figures after: its window's end and its rate. */
+interface Read {
+  end: Date;
+  result: WrkResult;
+}
+
+async function reads(
+  base: string,
+  bare: string,
+  database: { url: string; db: Database },
+  seeded: Seeded,
+  idToken: IdTokens,
+): Promise<Read | null> {
   const [table] = await database.db.query<{ rows: number; users: number; size: string }>(
     `SELECT count(*)::int AS rows, count(DISTINCT user_id)::int AS users,
             pg_size_pretty(pg_total_relation_size('glucose_readings')) AS size FROM glucose_readings`,
@@ -307,31 +326,45 @@ async function reads(base: string, database: { url: string; db: Database }, seed
     throw new Error(`glucose bench: GET /glucose-summary answered ${summary.status} (${counted} readings), GET /glucose-readings ${readings.status} (${listed})`);
   }
 
+  // The bare handler must answer the very same bytes, or the comparison compares nothing.
+  for (const [path, text] of [[summaryPath, summaryText], [readingsPath, readingsText]] as const) {
+    const answer = await fetch(`${bare}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    if (answer.status !== 200 || await answer.text() !== text) {
+      throw new Error(`glucose bench: the bare handler answered ${path.split("?")[0]} with ${answer.status} and other bytes than ours`);
+    }
+  }
+
   const targets = [
     { name: `GET /glucose-summary, 90 d (${counted.toLocaleString("en-US")} readings)`, path: summaryPath },
     { name: `GET /glucose-readings, 14 d (${listed.toLocaleString("en-US")}, ${(readingsText.length / 1e6).toFixed(2)} MB)`, path: readingsPath },
   ];
-  console.log(`    the year's user; the summary in ${TZ}; the same request over and over`);
-  console.log(`    ${"endpoint".padEnd(46)}${"one at a time".padStart(15)}${"req/s".padStart(8)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}${"errors".padStart(8)}`);
+  console.log(
+    `    the year's user; the summary in ${TZ}; the same request over and over; bare: the bare reference handler ` +
+      `(the same SQL, none of our layers), in turns with ours`,
+  );
+  console.log(
+    `    ${"endpoint".padEnd(46)}${"one at a time".padStart(15)}${"req/s".padStart(8)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}` +
+      `${"errors".padStart(8)}${"bare req/s".padStart(11)}${"share".padStart(7)}`,
+  );
   console.log(`    ${"".padEnd(46)}${"median ms".padStart(15)}${`(wrk, ${CONNECTIONS} connections, ${SECONDS} s)`.padStart(34)}`);
   const results: WrkResult[] = [];
   for (const target of targets) {
     const alone = await oneAtATime(`${base}${target.path}`, token, 20);
     const request = [{ method: "GET" as const, path: target.path, headers: { authorization: `Bearer ${token}` } }];
-    await wrk(base, request, { connections: CONNECTIONS, seconds: 1 }); // warm-up
-    const result = await wrk(base, request, { connections: CONNECTIONS, seconds: SECONDS });
-    if (result === null) {
+    const pair = await alternating(base, bare, request, { connections: CONNECTIONS, seconds: SECONDS, rounds: 1 });
+    if (pair === null) {
       console.log("    skipped: the load generator wrk is not installed (apt-get install wrk)");
-      return;
+      return null;
     }
+    const [result, reference] = pair;
     results.push(result);
     console.log(
       `    ${target.name.padEnd(46)}${alone.toFixed(1).padStart(15)}${result.rps.toFixed(0).padStart(8)}${result.p50.toFixed(1).padStart(9)}${
         result.p99.toFixed(1).padStart(9)
-      }${String(result.errors).padStart(8)}`,
+      }${`${result.errors}/${reference.errors}`.padStart(8)}${reference.rps.toFixed(0).padStart(11)}${percent(result.rps / reference.rps).padStart(7)}`,
     );
   }
-  await summaryAlone(database, end, results[0]!);
+  return { end, result: results[0]! };
 }
 
 /** The median time of `count` requests sent one after another (after one not counted), in ms. */

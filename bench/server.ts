@@ -47,14 +47,30 @@ export async function startIdTokens(): Promise<IdTokenIssuer> {
   };
 }
 
+/** The bare reference handler (bare-server.ts), for withServer's `script`. */
+export const BARE_SERVER = new URL("./bare-server.ts", import.meta.url).pathname;
+
+export interface ServerOptions {
+  /** The entry file run; default `npm run serve`'s, scripts/serve.ts. */
+  script?: string;
+  /** Flags for `deno run` before the script, such as `--cpu-prof`. */
+  denoFlags?: string[];
+}
+
 /**
- * Runs `npm run serve`'s script with env (and a free PORT) until work is done; work gets the
- * server's origin once /health answers. A server that stops while starting fails with its stderr.
+ * Runs `npm run serve`'s script (or options.script) with env (and a free PORT) until work is done;
+ * work gets the server's origin once /health answers, and its process id. A server that stops
+ * while starting fails with its stderr.
  */
-export async function withServer(env: Record<string, string>, work: (base: string) => Promise<void>): Promise<void> {
+export async function withServer(
+  env: Record<string, string>,
+  work: (base: string, pid: number) => Promise<void>,
+  options: ServerOptions = {},
+): Promise<void> {
   const port = await freePort();
+  const script = options.script ?? new URL("../scripts/serve.ts", import.meta.url).pathname;
   const serve = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", new URL("../scripts/serve.ts", import.meta.url).pathname],
+    args: ["run", "-A", "--quiet", ...(options.denoFlags ?? []), script],
     env: { ...env, PORT: String(port) },
     stdout: "null",
     stderr: "piped",
@@ -74,7 +90,7 @@ export async function withServer(env: Record<string, string>, work: (base: strin
         const { value } = exited ? await serverErrors!.read() : { value: "" };
         throw new Error(`${error.message}: ${value ?? ""}`);
       });
-      await work(base);
+      await work(base, server.pid);
     });
   } finally {
     await serverErrors?.cancel(); // only once the server is gone: it may still write to stderr until then

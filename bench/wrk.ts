@@ -71,6 +71,49 @@ request = function() i = i % #requests + 1; return requests[i] end
   });
 }
 
+/**
+ * The same requests against the origins `a` and `b` in turns (a, b, b, a, a, b, ...), `rounds` times,
+ * each turn seconds / rounds long (at least 1 s), after a 1 s warm-up of each: so both meet the
+ * same moments of a busy machine. Per side: the requests per second over all its turns, the mean
+ * of its turns' p50 and p99, and its errors. null when wrk is not installed.
+ */
+export async function alternating(
+  a: string,
+  b: string,
+  requests: WrkRequest[],
+  options: { connections: number; seconds: number; rounds: number },
+): Promise<[WrkResult, WrkResult] | null> {
+  const { connections, rounds } = options;
+  const seconds = Math.max(1, Math.round(options.seconds / rounds));
+  const turns: WrkResult[][] = [[], []];
+  for (const origin of [a, b]) {
+    if (await wrk(origin, requests, { connections, seconds: 1 }) === null) return null;
+  }
+  for (let round = 0; round < rounds; round++) {
+    // a first in even rounds, b first in odd ones: neither always follows the other.
+    for (const i of round % 2 === 0 ? [0, 1] : [1, 0]) {
+      const result = await wrk([a, b][i]!, requests, { connections, seconds });
+      if (result === null) return null;
+      turns[i]!.push(result);
+    }
+  }
+  return [combined(turns[0]!), combined(turns[1]!)];
+}
+
+function combined(turns: WrkResult[]): WrkResult {
+  const sum = (pick: (turn: WrkResult) => number) => turns.reduce((total, turn) => total + pick(turn), 0);
+  const requests = sum((turn) => turn.requests);
+  const seconds = sum((turn) => turn.seconds);
+  return {
+    rps: requests / seconds,
+    requests,
+    seconds,
+    errors: sum((turn) => turn.errors),
+    p50: sum((turn) => turn.p50) / turns.length,
+    p99: sum((turn) => turn.p99) / turns.length,
+  };
+}
+
 /** Runs fn with a temporary file holding `text`, removed afterwards, also when interrupted. */
 export async function withTempFile<T>(suffix: string, text: string, fn: (path: string) => Promise<T>): Promise<T> {
   const path = await Deno.makeTempFile({ suffix });

@@ -1,5 +1,5 @@
 import type { Database } from "../db/database.ts";
-import type { Logger } from "../http/log.ts";
+import { batchedLines, jsonLogger, type Logger } from "../http/log.ts";
 import { ConfigError } from "./config.ts";
 import { buildDependencies, type Dependencies } from "./dependencies.ts";
 import { FUNCTIONS } from "./functions.ts";
@@ -22,7 +22,8 @@ export async function buildLocalServer(
   logger?: Logger,
   database?: Database,
 ): Promise<LocalServer> {
-  const deps = await buildDependencies(env, { firebase: true, encryption: true }, logger, database);
+  // This process owns its standard output: the lines of many requests go out in one write.
+  const deps = await buildDependencies(env, { firebase: true, encryption: true }, logger ?? jsonLogger(batchedLines()), database);
   survivalOfUnhandledRejections(deps.logger);
   const functions = Object.fromEntries(
     Object.entries(FUNCTIONS).map(([name, definition]) => [name, definition.build(deps)]),

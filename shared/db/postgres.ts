@@ -92,16 +92,45 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
     }
   };
 
+  // Every operation gets the same deadlineMs from its start, so they come due in the order they
+  // started: one timer, set for the oldest, serves them all. (A timer of each operation's own, set
+  // and cleared, cost more under load than the rest of this layer together.)
+  const due = new Set<{ at: number; expire(): void }>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const arm = () => {
+    const oldest = due.values().next().value;
+    timer = oldest === undefined ? undefined : setTimeout(expireDue, Math.max(0, oldest.at - performance.now()));
+  };
+  const expireDue = () => {
+    const now = performance.now();
+    for (const entry of due) {
+      if (entry.at > now) break;
+      due.delete(entry);
+      entry.expire();
+    }
+    arm();
+  };
+
   async function bounded<T>(work: (sql: postgres.Sql, op: Operation) => Promise<T>): Promise<T> {
     const at = pool;
     const op: Operation = { expired: false, acquired: false, settled: false, inBody: false };
     if (deadlineMs === undefined) return work(at.sql, op);
     const deadline = new AbortController();
-    const timer = setTimeout(() => {
-      op.expired = true;
-      deadline.abort(new DatabaseTimeout(deadlineMs));
-      stop(op, at);
-    }, deadlineMs);
+    let failed!: (reason: unknown) => void;
+    const expiry = new Promise<never>((_, reject) => (failed = reject));
+    expiry.catch(() => {}); // it may come while waiting for a permit, or after we are done
+    const entry = {
+      at: performance.now() + deadlineMs,
+      expire: () => {
+        op.expired = true;
+        const timeout = new DatabaseTimeout(deadlineMs);
+        deadline.abort(timeout); // takes it out of the permit queue, if it is still in line
+        failed(timeout);
+        stop(op, at);
+      },
+    };
+    due.add(entry);
+    if (timer === undefined) arm();
     try {
       const release = await at.permits.acquire(deadline.signal);
       op.acquired = true;
@@ -110,9 +139,14 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
         release();
       });
       running.catch(() => {}); // it may settle after we gave up on it
-      return await Promise.race([running, rejection(deadline.signal)]);
+      return await Promise.race([running, expiry]);
     } finally {
-      clearTimeout(timer);
+      due.delete(entry);
+      // Nothing left to watch: no timer keeps the process (a command-line tool) alive.
+      if (due.size === 0 && timer !== undefined) {
+        clearTimeout(timer);
+        timer = undefined;
+      }
     }
   }
 
@@ -149,10 +183,6 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
       ),
     close: () => pool.sql.end({ timeout: 5 }),
   };
-}
-
-function rejection(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
 }
 
 // Query.cancel() drops the promise of its cancel request, so one that fails (the server is
