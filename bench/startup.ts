@@ -37,6 +37,7 @@ async function timeNpmStart(dataDir: string): Promise<{ functions: number; ready
     DMS_DATA_DIR: dataDir,
     PORT: String(await freePort()),
     FIREBASE_AUTH_EMULATOR_HOST: `127.0.0.1:${await freePort()}`,
+    DMS_DB_PORT: String(await freePort()), // where npm start serves its database: a developer's may hold 54322
   };
   const started = performance.now();
   const npmStart = new Deno.Command("npm", {

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { createServer, type Server } from "node:net";
 import { dirname, join } from "node:path";
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
@@ -63,6 +64,20 @@ async function seeded(name: string): Promise<boolean> {
   }
 }
 
+/** Listens on each of `ports` that is free (one already taken is held by someone else: as good). */
+async function holdPorts(ports: number[]): Promise<Server[]> {
+  const held: Server[] = [];
+  for (const port of ports) {
+    const server = createServer();
+    const listening = await new Promise<boolean>((resolve) => {
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => resolve(true));
+    });
+    if (listening) held.push(server);
+  }
+  return held;
+}
+
 describe("npm run bench, interrupted", () => {
   // Early, while it creates and migrates its database; and in the middle of its work (the key
   // rotation over 100,000 rows, seeded in one transaction and then rotated for seconds).
@@ -91,6 +106,8 @@ describe("npm run bench, interrupted", () => {
   }, 150_000);
 
   it("stops the npm start it runs, everything of it, and removes its data directory on SIGTERM", async () => {
+    // As if a developer's npm start held the default ports: the bench's must take ports of its own.
+    const held = await holdPorts([54321, 54322, 9099]);
     const run = bench(["startup"]);
     let dataDir: string | undefined;
     try {
@@ -107,6 +124,7 @@ describe("npm run bench, interrupted", () => {
       expect(processesWithEnv("DMS_DATA_DIR", dataDir!).map((p) => p.cmdline)).toEqual([]);
       expect(existsSync(dirname(dataDir!))).toBe(false); // the bench's temporary directory
     } finally {
+      await Promise.all(held.map((server) => new Promise((resolve) => server.close(resolve))));
       run.child.kill("SIGKILL");
       for (const { pid } of dataDir ? processesWithEnv("DMS_DATA_DIR", dataDir) : []) {
         try {
