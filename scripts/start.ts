@@ -7,7 +7,7 @@ import { loadEnvFile } from "../shared/local/env-file.ts";
 import { LocalStackError, StoppedWhileStarting } from "../shared/local/errors.ts";
 import { startReloader } from "../shared/local/reloader.ts";
 import { DEFAULT_EMULATOR_HOST, HOST, startLocalStack } from "../shared/local/stack.ts";
-import { ConfigError, loadConfig } from "../shared/app/config.ts";
+import { loadConfig } from "../shared/app/config.ts";
 
 const PARENT_CHECK_MS = 500;
 const started = performance.now();
@@ -89,12 +89,8 @@ console.error([
 
 /** The functions in a process of their own (scripts/serve.ts), a new one whenever the source changes. */
 async function reloaded(env: Record<string, string | undefined>) {
-  try {
-    await loadConfig(env, { firebase: true, encryption: true }); // refused here, in one line, as without --watch
-  } catch (error) {
-    if (error instanceof ConfigError) throw new LocalStackError(error.problems.join("; "));
-    throw error;
-  }
+  // Refused here, before a process is started: the stack turns a ConfigError into its one line.
+  await loadConfig(env, { firebase: true, encryption: true });
   const root = fileURLToPath(new URL("..", import.meta.url));
   const reloader = await startReloader({
     command: [Deno.execPath(), "run", "-A", "--quiet", join(root, "scripts", "serve.ts")],

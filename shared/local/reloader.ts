@@ -59,7 +59,6 @@ interface Generation {
  * Resolves once the first process answers; throws LocalStackError with its output if it cannot.
  */
 export async function startReloader(options: ReloaderOptions): Promise<Reloader> {
-  let changedWhileLoading = false;
   let current = await startGeneration(options).catch((error) => {
     throw new LocalStackError(`the functions did not start:\n${error.message}`);
   });
@@ -89,7 +88,6 @@ export async function startReloader(options: ReloaderOptions): Promise<Reloader>
     while (!closed && changed.length > 0) {
       const paths = changed;
       changed = [];
-      changedWhileLoading = false;
       const started = performance.now();
       let next: Generation;
       try {
@@ -98,7 +96,8 @@ export async function startReloader(options: ReloaderOptions): Promise<Reloader>
         options.say(`functions not reloaded (${describe(paths)}), the previous code still serves:\n${(error as Error).message}`);
         continue;
       }
-      if (closed || changedWhileLoading) {
+      // Files that changed while it loaded are in `changed` again.
+      if (closed || changed.length > 0) {
         await stopGeneration(next); // it may hold a mix of old and new files: the next round loads them all
         continue;
       }
@@ -113,7 +112,6 @@ export async function startReloader(options: ReloaderOptions): Promise<Reloader>
     const sources = paths.filter((path) => SOURCE.test(path));
     if (sources.length === 0 || closed) return;
     changed.push(...sources);
-    changedWhileLoading = true;
     schedule();
   });
 
